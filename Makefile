@@ -1,0 +1,51 @@
+# `make test` and `make demo` work on a fresh machine with only Python 3.11+.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+export DEBUG ?= 1
+
+.PHONY: setup migrate test check lint demo run worker beat local-lm bench clean
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+migrate: setup
+	$(BIN)/python manage.py migrate --noinput
+
+lint: setup
+	$(BIN)/ruff check .
+
+check: setup lint
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/python manage.py spectacular --validate --fail-on-warn --file /dev/null
+
+test: migrate check
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+demo: migrate
+	$(BIN)/python manage.py demo
+
+run: migrate
+	$(BIN)/python manage.py runserver
+
+worker: setup
+	$(BIN)/celery -A dspex_site worker --loglevel=INFO
+
+beat: setup
+	$(BIN)/celery -A dspex_site beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler
+
+local-lm: setup
+	$(BIN)/python manage.py run_local_lm --port 8765
+
+bench: migrate
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,45 @@
+"""One exception handler: every error body is `{"message": str, "extra": dict}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import ProtectedError
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from cognitive.errors import ApplicationError
+from cognitive.models import ImmutableRowError
+
+
+def _first_message(detail: Any) -> str:
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0])
+    if isinstance(detail, dict) and detail:
+        key, value = next(iter(detail.items()))
+        inner = _first_message(value)
+        return inner if key == "non_field_errors" else f"{key}: {inner}"
+    return str(detail)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, ApplicationError):
+        return Response({"message": exc.message, "extra": exc.extra}, status=exc.status_code)
+    if isinstance(exc, ImmutableRowError):
+        return Response({"message": str(exc), "extra": {}}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, ProtectedError):
+        blockers = sorted({str(obj) for obj in exc.protected_objects})[:10]
+        return Response(
+            {"message": "cannot delete: it is still used by other resources", "extra": {"used_by": blockers}},
+            status=status.HTTP_409_CONFLICT,
+        )
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = {"message": _first_message(exc.detail), "extra": {"fields": exc.detail}}
+    else:
+        detail = getattr(exc, "detail", str(exc))
+        response.data = {"message": str(detail), "extra": {}}
+    return response

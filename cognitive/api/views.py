@@ -1,0 +1,186 @@
+"""Thin DRF views: parse, call a service or selector, serialize."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from cognitive import selectors
+from cognitive.api import serializers as s
+from cognitive.api.filters import ExecutionFilter, ProgramVersionFilter
+from cognitive.models import Execution, LanguageModel, Module, Optimizer, Program, ProgramVersion, Signature
+from cognitive.policies import IsOwnerOrStaff, IsStaffOrReadOnly
+from cognitive.services import lms, modules, optimizers, programs, signatures
+
+
+class OwnedViewSet(viewsets.ModelViewSet):
+    permission_classes = [IsOwnerOrStaff]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    ordering_fields = ["created_at", "updated_at", "name"]
+    ordering = ["-created_at"]
+
+    def _respond(self, obj: Any, code: int = status.HTTP_200_OK) -> Response:
+        obj = self.get_queryset().get(pk=obj.pk)
+        return Response(self.get_serializer(obj).data, status=code)
+
+    def _validated(self, request: Request, *, partial: bool = False, instance: Any = None) -> dict[str, Any]:
+        serializer = self.get_serializer(instance, data=request.data, partial=partial)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        created = self.perform_service_create(self._validated(request))
+        return self._respond(created, status.HTTP_201_CREATED)
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        instance = self.get_object()
+        updated = self.perform_service_update(instance, self._validated(request, partial=True, instance=instance))
+        return self._respond(updated)
+
+    def perform_service_create(self, data: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def perform_service_update(self, instance: Any, data: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+
+class SignatureViewSet(OwnedViewSet):
+    """Signatures: typed input → output contracts. `?name=` finds one by name."""
+
+    queryset = Signature.objects.none()  # for the schema; requests use the user-scoped get_queryset
+    serializer_class = s.SignatureSerializer
+    filterset_fields = ["name"]
+
+    def get_queryset(self) -> Any:
+        return selectors.signature_list(user=self.request.user)
+
+    def perform_service_create(self, data: dict[str, Any]) -> Any:
+        return signatures.signature_create(owner=self.request.user, **data)
+
+    def perform_service_update(self, instance: Any, data: dict[str, Any]) -> Any:
+        return signatures.signature_update(signature=instance, **data)
+
+
+class LanguageModelViewSet(OwnedViewSet):
+    """Named LM configurations. Everyone signed in reads them; only staff write. Keys never appear."""
+
+    queryset = LanguageModel.objects.none()  # for the schema; requests use the user-scoped get_queryset
+    serializer_class = s.LanguageModelSerializer
+    permission_classes = [IsStaffOrReadOnly]
+    filterset_fields = ["name"]
+    ordering = ["name"]
+
+    def get_queryset(self) -> Any:
+        return selectors.lm_list()
+
+    def perform_service_create(self, data: dict[str, Any]) -> Any:
+        return lms.lm_save(lm=LanguageModel(), **data)
+
+    def perform_service_update(self, instance: Any, data: dict[str, Any]) -> Any:
+        return lms.lm_save(lm=instance, **data)
+
+
+class ModuleViewSet(OwnedViewSet):
+    queryset = Module.objects.none()  # for the schema; requests use the user-scoped get_queryset
+    serializer_class = s.ModuleSerializer
+    filterset_fields = ["name", "type", "state", "signature"]
+
+    def get_queryset(self) -> Any:
+        return selectors.module_list(user=self.request.user)
+
+    def perform_service_create(self, data: dict[str, Any]) -> Any:
+        return modules.module_create(owner=self.request.user, **data)
+
+    def perform_service_update(self, instance: Any, data: dict[str, Any]) -> Any:
+        return modules.module_update(module=instance, **data)
+
+    @extend_schema(request=None, responses=s.ModuleSerializer)
+    @action(detail=True, methods=["post"])
+    def initialize(self, request: Request, pk: str | None = None) -> Response:
+        """Validate the config and build the DSPy module (no LM call): `ready`, or `error` with the reason."""
+        return self._respond(modules.module_initialize(module=self._module()))
+
+    @extend_schema(request=None, responses=s.ModuleSerializer)
+    @action(detail=True, methods=["post"])
+    def reset(self, request: Request, pk: str | None = None) -> Response:
+        return self._respond(modules.module_reset(module=self._module()))
+
+    def _module(self) -> Module:
+        return Module.objects.get(pk=self.get_object().pk)
+
+
+class ProgramViewSet(OwnedViewSet):
+    queryset = Program.objects.none()  # for the schema; requests use the user-scoped get_queryset
+    serializer_class = s.ProgramSerializer
+    filterset_fields = ["name", "status"]
+
+    def get_queryset(self) -> Any:
+        return selectors.program_list(user=self.request.user)
+
+    def perform_service_create(self, data: dict[str, Any]) -> Any:
+        return programs.program_create(owner=self.request.user, **data)
+
+    def perform_service_update(self, instance: Any, data: dict[str, Any]) -> Any:
+        return programs.program_update(program=instance, **data)
+
+    @extend_schema(request=None, responses=s.ProgramSerializer)
+    @action(detail=True, methods=["post"])
+    def activate(self, request: Request, pk: str | None = None) -> Response:
+        return self._respond(programs.program_activate(program=self._program()))
+
+    @extend_schema(request=None, responses=s.ProgramSerializer)
+    @action(detail=True, methods=["post"])
+    def archive(self, request: Request, pk: str | None = None) -> Response:
+        archived = programs.program_archive(program=self._program())
+        # Non-staff can no longer read an archived program, so answer from the unscoped row.
+        return Response(self.get_serializer(selectors.program_with_stats(archived.pk)).data)
+
+    def _program(self) -> Program:
+        return Program.objects.get(pk=self.get_object().pk)
+
+
+class ProgramVersionViewSet(viewsets.ReadOnlyModelViewSet):
+    queryset = ProgramVersion.objects.none()  # for the schema; requests use the user-scoped get_queryset
+    serializer_class = s.ProgramVersionSerializer
+    filterset_class = ProgramVersionFilter
+    ordering_fields = ["created_at", "number"]
+    ordering = ["-created_at"]
+
+    def get_queryset(self) -> Any:
+        return selectors.program_version_list(user=self.request.user)
+
+
+class OptimizerViewSet(OwnedViewSet):
+    queryset = Optimizer.objects.none()  # for the schema; requests use the user-scoped get_queryset
+    serializer_class = s.OptimizerSerializer
+    filterset_fields = ["name", "type"]
+
+    def get_queryset(self) -> Any:
+        return selectors.optimizer_list(user=self.request.user)
+
+    def perform_service_create(self, data: dict[str, Any]) -> Any:
+        return optimizers.optimizer_create(owner=self.request.user, **data)
+
+    def perform_service_update(self, instance: Any, data: dict[str, Any]) -> Any:
+        return optimizers.optimizer_update(optimizer=instance, **data)
+
+
+class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Executions, newest first. `GET /api/executions/{id}/` includes the child (step) executions."""
+
+    queryset = Execution.objects.none()  # for the schema; requests use the user-scoped get_queryset
+    serializer_class = s.ExecutionSerializer
+    filterset_class = ExecutionFilter
+    ordering_fields = ["created_at", "finished_at", "duration_ms", "priority"]
+    ordering = ["-created_at"]
+
+    def get_queryset(self) -> Any:
+        return selectors.execution_list(user=self.request.user)
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "with_children": self.action == "retrieve"}

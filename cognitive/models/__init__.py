@@ -1,0 +1,30 @@
+from cognitive.models.execution import FINAL_STATUSES, Execution, ExecutionStatus
+from cognitive.models.lm import LanguageModel
+from cognitive.models.module import Module, ModuleState, ModuleType
+from cognitive.models.optimization import Optimizer, OptimizerType
+from cognitive.models.program import (
+    ImmutableRowError,
+    Program,
+    ProgramStatus,
+    ProgramVersion,
+    VersionSource,
+)
+from cognitive.models.signature import Signature
+
+__all__ = [
+    "FINAL_STATUSES",
+    "Execution",
+    "ExecutionStatus",
+    "ImmutableRowError",
+    "LanguageModel",
+    "Module",
+    "ModuleState",
+    "ModuleType",
+    "Optimizer",
+    "OptimizerType",
+    "Program",
+    "ProgramStatus",
+    "ProgramVersion",
+    "Signature",
+    "VersionSource",
+]

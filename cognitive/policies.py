@@ -1,0 +1,36 @@
+"""Who may do what. Querysets are scoped per user; these classes guard writes and transitions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.request import Request
+
+from cognitive.models import ProgramStatus
+
+
+def is_staff(user: AbstractBaseUser | AnonymousUser) -> bool:
+    return bool(user and user.is_authenticated and user.is_staff)
+
+
+def can_read_program(user: AbstractBaseUser, program: Any) -> bool:
+    """The original design's read policy: archived programs are invisible except to staff."""
+    if is_staff(user):
+        return True
+    return program.owner_id == user.pk and program.status != ProgramStatus.ARCHIVED
+
+
+class IsStaffOrReadOnly(BasePermission):
+    message = "only staff may change language models"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return request.method in SAFE_METHODS or is_staff(request.user)
+
+
+class IsOwnerOrStaff(BasePermission):
+    message = "this resource belongs to another user"
+
+    def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
+        return is_staff(request.user) or getattr(obj, "owner_id", None) == request.user.pk

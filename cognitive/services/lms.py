@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+from cognitive.errors import InvalidInput
+from cognitive.models import LanguageModel
+from cognitive.services.common import save_unique
+
+_PARAM_KEYS = {"temperature", "max_tokens", "top_p", "timeout", "num_retries"}
+
+
+def _check_params(params: Any) -> dict[str, Any]:
+    if not isinstance(params, dict):
+        raise InvalidInput("params must be a JSON object", {"path": "params"})
+    for key, value in params.items():
+        if key not in _PARAM_KEYS:
+            raise InvalidInput(
+                f"unknown LM param '{key}'; allowed: {', '.join(sorted(_PARAM_KEYS))}", {"path": f"params.{key}"}
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise InvalidInput(f"params.{key} must be a non-negative number", {"path": f"params.{key}"})
+    return params
+
+
+def lm_save(*, lm: LanguageModel, **fields: Any) -> LanguageModel:
+    if "params" in fields:
+        fields["params"] = _check_params(fields["params"])
+    for key, value in fields.items():
+        setattr(lm, key, value)
+    return save_unique(lm, what="a language model")
+
+
+def lm_default() -> LanguageModel:
+    """The LM used by modules that name none: a row called DSPEX_DEFAULT_LM_NAME, else the settings."""
+    row = LanguageModel.objects.filter(name=settings.DSPEX_DEFAULT_LM_NAME).first()
+    if row is not None:
+        return row
+    return LanguageModel(
+        name=settings.DSPEX_DEFAULT_LM_NAME,
+        model=settings.DSPEX_DEFAULT_LM,
+        api_base=settings.DSPEX_DEFAULT_LM_API_BASE or "",
+        api_key_env=settings.DSPEX_DEFAULT_LM_KEY_ENV or "",
+    )

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from cognitive.errors import InvalidInput
+from cognitive.models import Program
+from cognitive.services.common import save_unique
+from cognitive.services.transitions import apply_transition
+
+
+def _check_object(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{path} must be a JSON object", {"path": path})
+    return value
+
+
+
+def program_create(
+    *,
+    owner: AbstractBaseUser,
+    name: str,
+    description: str = "",
+    pipeline: dict[str, Any] | None = None,
+    variables: dict[str, Any] | None = None,
+) -> Program:
+    program = Program(
+        owner=owner,
+        name=name,
+        description=description,
+        pipeline=_check_object(pipeline if pipeline is not None else {}, "pipeline"),
+        variables=_check_object(variables if variables is not None else {}, "variables"),
+    )
+    return save_unique(program, what="you already have a program")
+
+
+def program_update(*, program: Program, **fields: Any) -> Program:
+    for key in ("pipeline", "variables"):
+        if key in fields:
+            _check_object(fields[key], key)
+    for key, value in fields.items():
+        setattr(program, key, value)
+    return save_unique(program, what="you already have a program")
+
+
+def program_activate(*, program: Program) -> Program:
+    return apply_transition(program, "activate", state_field="status")
+
+
+def program_archive(*, program: Program) -> Program:
+    return apply_transition(program, "archive", state_field="status")

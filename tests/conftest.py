@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.factories import StaffFactory, UserFactory
+
+
+@pytest.fixture
+def user():
+    return UserFactory()
+
+
+@pytest.fixture
+def other_user():
+    return UserFactory()
+
+
+@pytest.fixture
+def staff():
+    return StaffFactory()
+
+
+@pytest.fixture
+def client_for() -> Callable[..., APIClient]:
+    """An API client authenticated with the user's token (`Authorization: Token <key>`), or anonymous."""
+
+    def make(user=None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            token, _ = Token.objects.get_or_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def api(client_for, user) -> APIClient:
+    return client_for(user)
