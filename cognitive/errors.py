@@ -32,3 +32,26 @@ class Conflict(ApplicationError):
     """The resource is in a state that forbids the action (an illegal transition, a duplicate)."""
 
     status_code = 409
+
+
+class ExecutionFailed(ApplicationError):
+    """A run failed for a reason retrying cannot fix (bad output after DSPy's own retries, a failed step)."""
+
+    status_code = 422
+
+
+class RetryableError(Exception):
+    """A transient failure (LM 5xx, timeout, lost connection): the job goes back to pending with backoff."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, kind: str = "transient") -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+        self.kind = kind
+
+
+class RateLimited(RetryableError):
+    """The LM (or our own per-LM limit) said slow down: snooze the job without using an attempt."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message, retry_after=retry_after, kind="rate_limited")

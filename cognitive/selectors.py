@@ -7,6 +7,7 @@ from django.db.models import Avg, Count, FloatField, Q, QuerySet
 from django.db.models.functions import Cast, NullIf
 
 from cognitive.models import (
+    Batch,
     Execution,
     ExecutionStatus,
     LanguageModel,
@@ -76,3 +77,7 @@ def optimizer_list(*, user: AbstractBaseUser) -> QuerySet[Optimizer]:
 
 def execution_list(*, user: AbstractBaseUser) -> QuerySet[Execution]:
     return _owned(Execution.objects.select_related("program", "module", "version"), user)
+
+
+def batch_list(*, user: AbstractBaseUser) -> QuerySet[Batch]:
+    return _owned(Batch.objects.select_related("program"), user)

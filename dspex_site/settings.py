@@ -110,6 +110,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "cognitive.api.exceptions.exception_handler",
+    # Per user and action, on the shared cache (Redis in production), as in the original design.
+    "DEFAULT_THROTTLE_RATES": {
+        scope: env_str("DSPEX_THROTTLE_RATE", "100/min") for scope in ("run", "run-batch", "optimize")
+    },
 }
 
 SPECTACULAR_SETTINGS = {
@@ -139,6 +143,43 @@ if CELERY_BROKER_URL == "filesystem://":
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_TASK_IGNORE_RESULT = True  # the Execution row is the result
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "workers.executions.*": {"queue": "executions"},
+    "workers.optimization.*": {"queue": "optimization"},
+    "workers.maintenance.*": {"queue": "default"},
+}
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 600, minimum=1)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 660, minimum=1)
+CELERY_TASK_QUEUE_MAX_PRIORITY = 9
+CELERY_TASK_DEFAULT_PRIORITY = 5
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # Above the longest task time limit, so a slow task is never delivered twice by Redis itself.
+        "visibility_timeout": CELERY_TASK_TIME_LIMIT * 2,
+        "queue_order_strategy": "priority",
+        "priority_steps": list(range(10)),
+        "sep": ":",
+    }
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULE = {
+    "sweep-executions": {"task": "workers.maintenance.sweep", "schedule": env_int("DSPEX_SWEEP_EVERY_SECONDS", 5)},
+    "reap-executions": {"task": "workers.maintenance.reap", "schedule": env_int("DSPEX_REAP_EVERY_SECONDS", 5)},
+}
+
+# The job platform (see DESIGN.md "Durability").
+DSPEX_EXECUTION_LEASE_SECONDS = env_int("DSPEX_EXECUTION_LEASE_SECONDS", 60, minimum=1)
+DSPEX_MAX_ATTEMPTS = env_int("DSPEX_MAX_ATTEMPTS", 3, minimum=1)
+DSPEX_RETRY_BASE_SECONDS = env_int("DSPEX_RETRY_BASE_SECONDS", 2, minimum=0)
+DSPEX_RETRY_MAX_SECONDS = env_int("DSPEX_RETRY_MAX_SECONDS", 300, minimum=1)
+DSPEX_SWEEP_REPUBLISH_AFTER_SECONDS = env_int("DSPEX_SWEEP_REPUBLISH_AFTER_SECONDS", 30, minimum=1)
+DSPEX_BATCH_MAX = env_int("DSPEX_BATCH_MAX", 1000, minimum=1)
 
 DSPEX_DEFAULT_LM = env_str("DSPEX_DEFAULT_LM", "openai/local")
 DSPEX_DEFAULT_LM_API_BASE = env_str("DSPEX_DEFAULT_LM_API_BASE", "http://127.0.0.1:8765/v1")

@@ -3,6 +3,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from cognitive.api import views
+from cognitive.api.batches import BatchViewSet
 
 router = DefaultRouter()
 router.register("signatures", views.SignatureViewSet, basename="signature")
@@ -12,6 +13,7 @@ router.register("programs", views.ProgramViewSet, basename="program")
 router.register("program-versions", views.ProgramVersionViewSet, basename="program-version")
 router.register("optimizers", views.OptimizerViewSet, basename="optimizer")
 router.register("executions", views.ExecutionViewSet, basename="execution")
+router.register("batches", BatchViewSet, basename="batch")
 
 urlpatterns = [
     path("auth/token/", obtain_auth_token, name="api-token"),

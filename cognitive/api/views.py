@@ -12,10 +12,12 @@ from rest_framework.response import Response
 
 from cognitive import selectors
 from cognitive.api import serializers as s
+from cognitive.api.batches import BatchSerializer, RunBatchSerializer
 from cognitive.api.filters import ExecutionFilter, ProgramVersionFilter
+from cognitive.api.throttles import ActionThrottle
 from cognitive.models import Execution, LanguageModel, Module, Optimizer, Program, ProgramVersion, Signature
 from cognitive.policies import IsOwnerOrStaff, IsStaffOrReadOnly
-from cognitive.services import lms, modules, optimizers, programs, signatures
+from cognitive.services import executions, lms, modules, optimizers, programs, signatures, submissions
 
 
 class OwnedViewSet(viewsets.ModelViewSet):
@@ -115,6 +117,7 @@ class ModuleViewSet(OwnedViewSet):
 
 
 class ProgramViewSet(OwnedViewSet):
+    throttle_scope: str | None = None  # set per action: run, run-batch, optimize
     queryset = Program.objects.none()  # for the schema; requests use the user-scoped get_queryset
     serializer_class = s.ProgramSerializer
     filterset_fields = ["name", "status"]
@@ -142,6 +145,18 @@ class ProgramViewSet(OwnedViewSet):
 
     def _program(self) -> Program:
         return Program.objects.get(pk=self.get_object().pk)
+
+    @extend_schema(request=RunBatchSerializer, responses={202: BatchSerializer})
+    @action(
+        detail=True, methods=["post"], url_path="run-batch", throttle_classes=[ActionThrottle],
+        throttle_scope="run-batch",
+    )
+    def run_batch(self, request: Request, pk: str | None = None) -> Response:
+        """Queue one execution per input (up to DSPEX_BATCH_MAX); poll `/api/batches/{id}/`."""
+        body = RunBatchSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        batch = submissions.program_run_batch(program=self._program(), owner=request.user, **body.validated_data)
+        return Response({"batch": BatchSerializer(batch).data}, status=status.HTTP_202_ACCEPTED)
 
 
 class ProgramVersionViewSet(viewsets.ReadOnlyModelViewSet):
@@ -183,4 +198,11 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         return selectors.execution_list(user=self.request.user)
 
     def get_serializer_context(self) -> dict[str, Any]:
-        return {**super().get_serializer_context(), "with_children": self.action == "retrieve"}
+        return {**super().get_serializer_context(), "with_children": self.action in ("retrieve", "cancel")}
+
+    @extend_schema(request=None, responses=s.ExecutionSerializer)
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """A pending execution never runs; a running one stops at its next step boundary."""
+        cancelled = executions.execution_cancel(execution=self.get_object())
+        return Response(self.get_serializer(cancelled).data)

@@ -1,3 +1,4 @@
+from cognitive.models.batch import Batch
 from cognitive.models.execution import FINAL_STATUSES, Execution, ExecutionStatus
 from cognitive.models.lm import LanguageModel
 from cognitive.models.module import Module, ModuleState, ModuleType
@@ -13,6 +14,7 @@ from cognitive.models.signature import Signature
 
 __all__ = [
     "FINAL_STATUSES",
+    "Batch",
     "Execution",
     "ExecutionStatus",
     "ImmutableRowError",

@@ -51,6 +51,10 @@ class Execution(ConcurrentTransitionMixin, TimestampedModel):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     worker_id = models.CharField(max_length=200, blank=True)
     idempotency_key = models.CharField(max_length=200, blank=True)
+    batch = models.ForeignKey(
+        "cognitive.Batch", on_delete=models.CASCADE, null=True, blank=True, related_name="executions"
+    )
+    published_at = models.DateTimeField(null=True, blank=True, help_text="last time its id was sent to the queue")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

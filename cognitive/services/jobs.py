@@ -1,0 +1,317 @@
+"""The durable job platform: the Execution row is the job (see DESIGN.md "Durability").
+
+Every state change here is one conditional UPDATE that names the state (and the attempt) it
+expects, so a duplicate delivery, a zombie worker or a racing cancel changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from cognitive.errors import ApplicationError, RateLimited, RetryableError
+from cognitive.models import Execution, ExecutionStatus
+
+logger = logging.getLogger(__name__)
+
+PENDING, RUNNING = ExecutionStatus.PENDING, ExecutionStatus.RUNNING
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def lease_seconds() -> int:
+    return settings.DSPEX_EXECUTION_LEASE_SECONDS
+
+
+# -- publishing ---------------------------------------------------------------------------
+
+
+def publish_execution(execution_id: Any, *, priority: int = 5, countdown: float | None = None) -> None:
+    """Send the id to the executions queue. Losing this message is survivable: the sweeper re-sends."""
+    from workers.executions import run_execution
+
+    try:
+        run_execution.apply_async(args=[str(execution_id)], priority=priority, countdown=countdown)
+        Execution.objects.filter(pk=execution_id).update(published_at=timezone.now())
+    except Exception:
+        logger.warning("could not publish execution %s; the sweeper will", execution_id, exc_info=True)
+
+
+def publish_on_commit(execution_ids: list[Any], *, priority: int = 5) -> None:
+    def publish() -> None:
+        for execution_id in execution_ids:
+            publish_execution(execution_id, priority=priority)
+
+    transaction.on_commit(publish)
+
+
+# -- claim, heartbeat, finish ---------------------------------------------------------------
+
+
+def execution_claim(*, execution_id: Any, worker_id: str) -> Execution | None:
+    """`pending → running`, attempt + 1, with a lease. Returns None when there was nothing to claim."""
+    now = timezone.now()
+    claimed = (
+        Execution.objects.filter(pk=execution_id, status=PENDING)
+        .filter(Q(run_after__isnull=True) | Q(run_after__lte=now))
+        .update(
+            status=RUNNING,
+            attempt=F("attempt") + 1,
+            lease_expires_at=now + timedelta(seconds=lease_seconds()),
+            worker_id=worker_id[:200],
+            started_at=now,
+            updated_at=now,
+        )
+    )
+    if not claimed:
+        return None
+    return Execution.objects.select_related("program", "module", "version", "owner").get(pk=execution_id)
+
+
+def _claimed(execution: Execution) -> Any:
+    return Execution.objects.filter(pk=execution.pk, status=RUNNING, attempt=execution.attempt)
+
+
+def execution_heartbeat(execution: Execution) -> bool:
+    """Extend the lease; False means the claim is gone (cancelled, or reaped as a presumed-dead worker)."""
+    now = timezone.now()
+    return bool(_claimed(execution).update(lease_expires_at=now + timedelta(seconds=lease_seconds())))
+
+
+def execution_is_cancelled(execution_id: Any) -> bool:
+    return Execution.objects.filter(pk=execution_id, status=ExecutionStatus.CANCELLED).exists()
+
+
+def _attempt_record(execution: Execution, outcome: str, error: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    record = {
+        "attempt": execution.attempt,
+        "worker": execution.worker_id,
+        "started_at": execution.started_at.isoformat() if execution.started_at else None,
+        "ended_at": timezone.now().isoformat(),
+        "outcome": outcome,
+    }
+    if error:
+        record["error"] = error
+    return [*execution.attempts, record]
+
+
+def execution_complete(*, execution: Execution, output: Any, trace: list, metrics: dict, duration_ms: int) -> bool:
+    now = timezone.now()
+    return bool(
+        _claimed(execution).update(
+            status=ExecutionStatus.COMPLETED,
+            output=output,
+            trace=trace,
+            metrics=metrics,
+            duration_ms=duration_ms,
+            error=None,
+            attempts=_attempt_record(execution, "completed"),
+            finished_at=now,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+    )
+
+
+def error_payload(exc: BaseException) -> dict[str, Any]:
+    payload: dict[str, Any] = {"type": type(exc).__name__, "message": getattr(exc, "message", None) or str(exc)}
+    if isinstance(exc, ApplicationError) and exc.extra:
+        payload["extra"] = exc.extra
+    return payload
+
+
+def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
+    """Exponential with full jitter, never sooner than the server's Retry-After."""
+    base = settings.DSPEX_RETRY_BASE_SECONDS * (2 ** max(attempt - 1, 0))
+    delay = random.uniform(base / 2, base)
+    if retry_after is not None:
+        delay = max(delay, retry_after)
+    return min(delay, settings.DSPEX_RETRY_MAX_SECONDS)
+
+
+def _requeue(execution: Execution, *, delay: float, outcome: str, error: dict, refund_attempt: bool) -> bool:
+    now = timezone.now()
+    changed = _claimed(execution).update(
+        status=PENDING,
+        attempt=F("attempt") - 1 if refund_attempt else F("attempt"),
+        run_after=now + timedelta(seconds=delay),
+        lease_expires_at=None,
+        worker_id="",
+        attempts=_attempt_record(execution, outcome, error),
+        error=error,
+        updated_at=now,
+    )
+    if changed:
+        publish_execution(execution.pk, priority=execution.priority, countdown=delay)
+    return bool(changed)
+
+
+def _fail(execution: Execution, error: dict[str, Any], outcome: str = "failed") -> bool:
+    now = timezone.now()
+    return bool(
+        _claimed(execution).update(
+            status=ExecutionStatus.FAILED,
+            error=error,
+            attempts=_attempt_record(execution, outcome, error),
+            finished_at=now,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+    )
+
+
+def execution_record_failure(*, execution: Execution, exc: BaseException) -> str:
+    """Decide what a failed attempt means: snooze, retry later, or fail for good. Returns the outcome."""
+    error = error_payload(exc)
+    if isinstance(exc, RateLimited):
+        delay = backoff_seconds(1, exc.retry_after)
+        _requeue(execution, delay=delay, outcome="snoozed", error=error, refund_attempt=True)
+        return "snoozed"
+    if isinstance(exc, RetryableError):
+        if execution.attempt >= execution.max_attempts:
+            _fail(execution, {**error, "attempts_exhausted": True})
+            return "failed"
+        _requeue(
+            execution, delay=backoff_seconds(execution.attempt, exc.retry_after), outcome="retry", error=error,
+            refund_attempt=False,
+        )
+        return "retry"
+    _fail(execution, error)
+    return "failed"
+
+
+# -- running one claimed execution ----------------------------------------------------------
+
+
+class _Heartbeat:
+    """Keeps the lease alive while a long run is in progress, from a side thread."""
+
+    def __init__(self, execution: Execution) -> None:
+        self.execution = execution
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{execution.pk}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        interval = max(lease_seconds() / 3, 0.5)
+        try:
+            while not self._stop.wait(interval):
+                try:
+                    if not execution_heartbeat(self.execution):
+                        self.lost.set()
+                        return
+                except Exception:
+                    logger.warning("heartbeat for %s failed; will retry", self.execution.pk, exc_info=True)
+                    close_old_connections()
+        finally:
+            from django.db import connection
+
+            connection.close()
+
+
+def execution_process(*, execution_id: Any, worker_id: str | None = None) -> str:
+    """Claim the execution and run it once. Safe to call any number of times for the same id."""
+    from cognitive.services.runs import execution_perform
+
+    execution = execution_claim(execution_id=execution_id, worker_id=worker_id or worker_identity())
+    if execution is None:
+        return "not-claimed"
+    with _Heartbeat(execution) as heartbeat:
+        should_stop: Callable[[], bool] = lambda: heartbeat.lost.is_set() or execution_is_cancelled(execution.pk)  # noqa: E731
+        try:
+            result = execution_perform(execution=execution, should_stop=should_stop)
+        except Exception as exc:
+            if not isinstance(exc, ApplicationError | RetryableError):
+                logger.exception("execution %s failed unexpectedly", execution.pk)
+            return execution_record_failure(execution=execution, exc=exc)
+    done = execution_complete(
+        execution=execution,
+        output=result.output,
+        trace=result.trace,
+        metrics=result.metrics,
+        duration_ms=result.duration_ms,
+    )
+    return "completed" if done else "lost-claim"
+
+
+def execution_run_inline(*, execution: Execution) -> Execution:
+    """Run a pending execution in this process (the synchronous API path) under the same rules."""
+    execution_process(execution_id=execution.pk, worker_id=f"inline:{worker_identity()}")
+    execution.refresh_from_db()
+    return execution
+
+
+# -- sweeper and reaper -----------------------------------------------------------------------
+
+
+def executions_sweep(*, limit: int = 500) -> int:
+    """Re-publish due pending rows whose message may have been lost (broker restart, crash before publish)."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.DSPEX_SWEEP_REPUBLISH_AFTER_SECONDS)
+    due = (
+        Execution.objects.filter(status=PENDING, parent__isnull=True)
+        .filter(Q(run_after__isnull=True) | Q(run_after__lte=now))
+        .filter(Q(published_at__isnull=True) | Q(published_at__lte=stale))
+        .order_by("priority", "created_at")
+        .values_list("pk", "priority")[:limit]
+    )
+    count = 0
+    for execution_id, priority in due:
+        publish_execution(execution_id, priority=priority)
+        count += 1
+    return count
+
+
+def executions_reap(*, limit: int = 500) -> int:
+    """Running rows whose lease expired lost their worker: back to pending, or failed when out of attempts."""
+    now = timezone.now()
+    expired = Execution.objects.filter(status=RUNNING, lease_expires_at__lt=now, parent__isnull=True)[:limit]
+    reaped = 0
+    for execution in expired:
+        error = {"type": "WorkerLost", "message": "the worker stopped heartbeating (lease expired)"}
+        guard = Execution.objects.filter(
+            pk=execution.pk, status=RUNNING, attempt=execution.attempt, lease_expires_at__lt=now
+        )
+        if execution.attempt >= execution.max_attempts:
+            changed = guard.update(
+                status=ExecutionStatus.FAILED,
+                error={**error, "attempts_exhausted": True},
+                attempts=_attempt_record(execution, "worker-lost", error),
+                finished_at=now,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        else:
+            changed = guard.update(
+                status=PENDING,
+                run_after=None,
+                lease_expires_at=None,
+                worker_id="",
+                attempts=_attempt_record(execution, "worker-lost", error),
+                updated_at=now,
+            )
+            if changed:
+                publish_execution(execution.pk, priority=execution.priority)
+        reaped += changed
+    return reaped

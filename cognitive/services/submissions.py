@@ -1,0 +1,120 @@
+"""Queued runs and batches: rows written in the request's transaction, ids published on commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+
+from cognitive.errors import Conflict, InvalidInput
+from cognitive.models import Batch, Execution, ExecutionStatus, Program, ProgramStatus
+from cognitive.services.executions import execution_cancel
+from cognitive.services.jobs import publish_on_commit
+
+
+def _check_runnable(program: Program) -> None:
+    if program.status != ProgramStatus.ACTIVE:
+        raise Conflict(
+            f"only an active program can run; this one is {program.status}",
+            {"state": program.status},
+        )
+
+
+def _check_priority(priority: Any) -> int:
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9:
+        raise InvalidInput("priority must be an integer from 0 (first) to 9 (last)", {"field": "priority"})
+    return priority
+
+
+def _check_input(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{path} must be a JSON object", {"path": path})
+    return value
+
+
+def program_run_enqueue(
+    *,
+    program: Program,
+    owner: AbstractBaseUser,
+    input: dict[str, Any],
+    priority: int = 5,
+    idempotency_key: str = "",
+) -> tuple[Execution, bool]:
+    """Queue one run. Returns (execution, created); a repeated Idempotency-Key returns the first one."""
+    _check_runnable(program)
+    _check_input(input, "input")
+    priority = _check_priority(priority)
+    if idempotency_key:
+        existing = Execution.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing, False
+    try:
+        with transaction.atomic():
+            execution = Execution.objects.create(
+                owner=owner,
+                program=program,
+                version=program.active_version,
+                input=input,
+                priority=priority,
+                max_attempts=settings.DSPEX_MAX_ATTEMPTS,
+                idempotency_key=idempotency_key[:200],
+            )
+            publish_on_commit([execution.pk], priority=priority)
+    except IntegrityError:
+        # A concurrent request with the same key won the insert.
+        return Execution.objects.get(owner=owner, idempotency_key=idempotency_key[:200]), False
+    return execution, True
+
+
+def program_run_batch(
+    *, program: Program, owner: AbstractBaseUser, inputs: list[Any], priority: int = 5
+) -> Batch:
+    _check_runnable(program)
+    priority = _check_priority(priority)
+    if not isinstance(inputs, list) or not inputs:
+        raise InvalidInput("inputs must be a non-empty list of JSON objects", {"path": "inputs"})
+    if len(inputs) > settings.DSPEX_BATCH_MAX:
+        raise InvalidInput(
+            f"a batch holds at most {settings.DSPEX_BATCH_MAX} inputs, got {len(inputs)}", {"path": "inputs"}
+        )
+    for index, item in enumerate(inputs):
+        _check_input(item, f"inputs[{index}]")
+    with transaction.atomic():
+        batch = Batch.objects.create(owner=owner, program=program, size=len(inputs), priority=priority)
+        executions = Execution.objects.bulk_create(
+            [
+                Execution(
+                    owner=owner,
+                    program=program,
+                    version=program.active_version,
+                    batch=batch,
+                    input=item,
+                    priority=priority,
+                    max_attempts=settings.DSPEX_MAX_ATTEMPTS,
+                )
+                for item in inputs
+            ]
+        )
+        publish_on_commit([execution.pk for execution in executions], priority=priority)
+    return batch
+
+
+def batch_counts(batch: Batch) -> dict[str, int]:
+    counts = {status: 0 for status in ExecutionStatus.values}
+    for row in batch.executions.values("status").annotate(n=Count("pk")):
+        counts[row["status"]] = row["n"]
+    return counts
+
+
+def batch_cancel(*, batch: Batch) -> dict[str, int]:
+    """Cancel every execution of the batch that has not finished; finished ones keep their result."""
+    open_statuses = [ExecutionStatus.PENDING, ExecutionStatus.RUNNING]
+    for execution in batch.executions.filter(status__in=open_statuses):
+        try:
+            execution_cancel(execution=execution)
+        except Conflict:
+            continue  # it finished while we were cancelling
+    return batch_counts(batch)

@@ -1,0 +1,17 @@
+"""Beat-driven safety nets: the sweeper re-publishes lost messages, the reaper frees dead workers' rows."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from cognitive.services.jobs import executions_reap, executions_sweep
+
+
+@shared_task(name="workers.maintenance.sweep", ignore_result=True, soft_time_limit=60, time_limit=90)
+def sweep() -> int:
+    return executions_sweep()
+
+
+@shared_task(name="workers.maintenance.reap", ignore_result=True, soft_time_limit=60, time_limit=90)
+def reap() -> int:
+    return executions_reap()

@@ -1,0 +1,5 @@
+"""Imported by Celery's autodiscovery: registers every task module."""
+
+from workers import executions, maintenance
+
+__all__ = ["executions", "maintenance"]
