@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class LocalLmConfig(AppConfig):
+    name = "local_lm"
+    verbose_name = "Local OpenAI-compatible LM server"
