@@ -12,12 +12,24 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.html import format_html, format_html_join
 from django_fsm.admin import FSMAdminMixin
 
+from cognitive.admin_traces import render_execution_tree
 from cognitive.engine.modules import validate_module_config
 from cognitive.engine.optimizers import validate_optimizer_config
 from cognitive.errors import ApplicationError, InvalidInput
-from cognitive.models import Execution, LanguageModel, Module, Optimizer, Program, ProgramVersion, Signature
-from cognitive.selectors import signature_complexity_of
-from cognitive.services import executions, modules, programs
+from cognitive.models import (
+    Corpus,
+    Document,
+    Execution,
+    LanguageModel,
+    Module,
+    ModuleState,
+    Optimizer,
+    Program,
+    ProgramVersion,
+    Signature,
+)
+from cognitive.selectors import corpus_list, signature_complexity_of
+from cognitive.services import corpora, executions, modules, programs
 from cognitive.signatures import parse_signature
 
 
@@ -34,9 +46,13 @@ class ServiceTransitionAdmin(FSMAdminMixin, admin.ModelAdmin):
 
     def response_change(self, request: HttpRequest, obj: Any) -> HttpResponse:
         name = request.POST.get(self.fsm_post_param)
-        service = self.transition_services.get(name or "")
-        if service is None:
+        if not name:
             return super().response_change(request, obj)
+        service = self.transition_services.get(name)
+        if service is None:
+            # Only the buttons shown may be pressed: a hand-made POST must not drive a worker's transition.
+            self.message_user(request, f"'{name}' is not available here", level=messages.ERROR)
+            return HttpResponseRedirect(request.path)
         try:
             service(obj)
         except ApplicationError as exc:
@@ -115,9 +131,23 @@ class ModuleAdmin(ServiceTransitionAdmin):
     search_fields = ["name"]
     readonly_fields = ["error_reason", "created_at", "updated_at"]
     transition_services = {
-        "initialize": lambda module: modules.module_initialize(module=module),
+        "initialize": lambda module: _initialize_or_report(module),
         "reset": lambda module: modules.module_reset(module=module),
     }
+
+    def save_model(self, request: HttpRequest, obj: Module, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        # The API's rule (module_update): a redefined module must be initialized again.
+        redefined = set(form.changed_data) & {"type", "signature", "lm", "config"}
+        if change and redefined and obj.state in (ModuleState.READY, ModuleState.ERROR):
+            modules.module_reset(module=obj)
+
+
+def _initialize_or_report(module: Module) -> None:
+    module = modules.module_initialize(module=module)
+    if module.state == ModuleState.ERROR:
+        # The row keeps its `error` state; the message tells the person pressing the button why.
+        raise InvalidInput(f"initialize failed: {module.error_reason}")
 
 
 @admin.register(Program)
@@ -193,12 +223,17 @@ class ExecutionAdmin(ServiceTransitionAdmin):
     date_hierarchy = "created_at"
     inlines = [ChildExecutionInline]
     readonly_fields = [
-        "program", "version", "module", "parent", "step_id", "owner", "input_pretty", "output_pretty",
-        "trace_pretty", "metrics", "duration_ms", "error", "priority", "attempt", "max_attempts", "attempts",
+        "program", "version", "module", "parent", "step_id", "owner", "tree", "input_pretty", "context",
+        "output_pretty", "trace_pretty", "metrics", "duration_ms", "error", "priority", "attempt", "max_attempts",
+        "attempts",
         "run_after", "lease_expires_at", "worker_id", "idempotency_key", "started_at", "finished_at", "created_at",
     ]
     exclude = ["input", "output", "trace"]
     transition_services = {"cancel": lambda execution: executions.execution_cancel(execution=execution)}
+
+    @admin.display(description="run")
+    def tree(self, obj: Execution) -> str:
+        return render_execution_tree(obj)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -214,3 +249,124 @@ class ExecutionAdmin(ServiceTransitionAdmin):
     @admin.display(description="trace")
     def trace_pretty(self, obj: Execution) -> str:
         return _pretty_json(obj.trace)
+
+
+class CorpusForm(forms.ModelForm):
+    new_documents = forms.CharField(
+        label="add documents",
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 8, "cols": 100}),
+        help_text="One document per line; or separate documents with blank lines, and then a document may span lines.",
+    )
+
+    class Meta:
+        model = Corpus
+        fields = ["name", "owner", "embedding_lm"]
+
+    def clean_new_documents(self) -> list[str]:
+        documents = corpora.documents_from_text(self.cleaned_data.get("new_documents") or "")
+        if not documents:
+            if self.instance._state.adding:
+                raise forms.ValidationError("a new corpus needs at least one document")
+            return []
+        try:
+            return corpora.documents_validate(documents)
+        except InvalidInput as exc:
+            raise forms.ValidationError(exc.message) from None
+
+
+class DocumentInline(admin.TabularInline):
+    model = Document
+    fields = ["position", "preview", "embedded"]
+    readonly_fields = fields
+    ordering = ["position"]
+    extra = 0
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # through the "add documents" box, so they are validated and embedded
+
+    @admin.display(description="text")
+    def preview(self, obj: Document) -> str:
+        return obj.text if len(obj.text) <= 300 else f"{obj.text[:300]}…"
+
+    @admin.display(boolean=True)
+    def embedded(self, obj: Document) -> bool:
+        return obj.embedding is not None
+
+
+@admin.register(Corpus)
+class CorpusAdmin(admin.ModelAdmin):
+    """New corpora and added documents go through `services.corpora`, like the API."""
+
+    form = CorpusForm
+    list_display = ["name", "owner", "embedding_lm", "document_count", "pending_embeddings", "updated_at"]
+    search_fields = ["name"]
+    readonly_fields = ["document_count", "pending_embeddings", "created_at", "updated_at"]
+    inlines = [DocumentInline]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return corpus_list(user=request.user)
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> list[Any]:
+        return self.inlines if obj is not None else []
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return {"owner": request.user.pk, **super().get_changeform_initial_data(request)}
+
+    @admin.display(description="documents")
+    def document_count(self, obj: Corpus) -> int | None:
+        return getattr(obj, "document_count", None)
+
+    @admin.display(description="not embedded yet")
+    def pending_embeddings(self, obj: Corpus) -> int | None:
+        return getattr(obj, "pending_embeddings", None)
+
+    def save_form(self, request: HttpRequest, form: forms.ModelForm, change: bool) -> Any:
+        if change:
+            return super().save_form(request, form, change)
+        data = form.cleaned_data
+        return corpora.corpus_create(
+            owner=data["owner"], name=data["name"], embedding_lm=data.get("embedding_lm"),
+            documents=data["new_documents"],
+        )
+
+    def save_model(self, request: HttpRequest, obj: Corpus, form: forms.ModelForm, change: bool) -> None:
+        if not change:
+            return  # save_form created it, with its documents
+        super().save_model(request, obj, form, change)
+        documents = form.cleaned_data.get("new_documents")
+        if documents:
+            corpora.corpus_add_documents(corpus=obj, documents=documents)
+            self.message_user(request, f"added {len(documents)} documents", level=messages.SUCCESS)
+
+    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
+        if change:  # a new corpus has no inlines, and its form was never saved by the admin
+            super().save_related(request, form, formsets, change)
+
+
+@admin.register(Document)
+class DocumentAdmin(admin.ModelAdmin):
+    list_display = ["corpus", "position", "preview", "embedded", "created_at"]
+    list_select_related = ["corpus"]
+    search_fields = ["text", "corpus__name"]
+    fields = ["corpus", "position", "text", "embedded", "created_at"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="text")
+    def preview(self, obj: Document) -> str:
+        return obj.text if len(obj.text) <= 120 else f"{obj.text[:120]}…"
+
+    @admin.display(boolean=True)
+    def embedded(self, obj: Document) -> bool:
+        return obj.embedding is not None
+
+# The dataset admin lives in its own module; importing it registers it.
+from cognitive import admin_datasets  # noqa: E402, F401

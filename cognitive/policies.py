@@ -26,11 +26,17 @@ class IsStaffOrReadOnly(BasePermission):
     message = "only staff may change language models"
 
     def has_permission(self, request: Request, view: Any) -> bool:
+        if not (request.user and request.user.is_authenticated):
+            return False
         return request.method in SAFE_METHODS or is_staff(request.user)
 
 
 class IsOwnerOrStaff(BasePermission):
     message = "this resource belongs to another user"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        # Replacing DRF's default IsAuthenticated must not open the route to anonymous callers.
+        return bool(request.user and request.user.is_authenticated)
 
     def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
         return is_staff(request.user) or getattr(obj, "owner_id", None) == request.user.pk

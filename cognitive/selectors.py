@@ -8,6 +8,10 @@ from django.db.models.functions import Cast, NullIf
 
 from cognitive.models import (
     Batch,
+    Corpus,
+    Dataset,
+    Document,
+    Example,
     Execution,
     ExecutionStatus,
     LanguageModel,
@@ -81,3 +85,38 @@ def execution_list(*, user: AbstractBaseUser) -> QuerySet[Execution]:
 
 def batch_list(*, user: AbstractBaseUser) -> QuerySet[Batch]:
     return _owned(Batch.objects.select_related("program"), user)
+
+
+def corpus_list(*, user: AbstractBaseUser) -> QuerySet[Corpus]:
+    return _owned(Corpus.objects.select_related("owner", "embedding_lm"), user).annotate(
+        document_count=Count("documents"),
+        pending_embeddings=Count("documents", filter=Q(documents__embedding__isnull=True)),
+    )
+
+
+def corpus_by_name(*, owner: AbstractBaseUser, name: str) -> Corpus | None:
+    """The owner's corpus called `name` (pipelines refer to corpora by name), with `document_count`."""
+    queryset = Corpus.objects.filter(owner=owner, name=name).select_related("embedding_lm")
+    return queryset.annotate(document_count=Count("documents")).first()
+
+
+def document_list(*, corpus: Corpus) -> QuerySet[Document]:
+    return Document.objects.filter(corpus=corpus).order_by("position")
+
+
+def dataset_list(*, user: AbstractBaseUser) -> QuerySet[Dataset]:
+    """Datasets with `example_count`, `train_count` and `val_count`."""
+    return _owned(Dataset.objects.select_related("owner", "program"), user).annotate(
+        example_count=Count("examples"),
+        train_count=Count("examples", filter=Q(examples__split="train")),
+        val_count=Count("examples", filter=Q(examples__split="val")),
+    )
+
+
+def example_list(*, dataset: Dataset, split: str | None = None, source: str | None = None) -> QuerySet[Example]:
+    queryset = Example.objects.filter(dataset=dataset).order_by("created_at", "id")
+    if split:
+        queryset = queryset.filter(split=split)
+    if source:
+        queryset = queryset.filter(source=source)
+    return queryset

@@ -9,6 +9,12 @@ from rest_framework.test import APIClient
 from tests.factories import StaffFactory, UserFactory
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # The production hasher is slow on purpose; every factory user would pay for it.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def user():
     return UserFactory()

@@ -5,7 +5,7 @@ from typing import Any
 import factory
 from django.contrib.auth import get_user_model
 
-from cognitive.models import LanguageModel, Module, Optimizer, Program, ProgramVersion, Signature
+from cognitive.models import Execution, LanguageModel, Module, Optimizer, Program, ProgramVersion, Signature
 from cognitive.services.signatures import signature_create
 
 
@@ -84,3 +84,14 @@ class OptimizerFactory(factory.django.DjangoModelFactory):
     name = factory.Sequence(lambda n: f"optimizer-{n}")
     type = "labeled_few_shot"
     config = factory.LazyFunction(lambda: {"k": 4})
+
+
+class ExecutionFactory(factory.django.DjangoModelFactory):
+    """A top-level run of a program; pass `status=` to start it in any state (allowed on creation)."""
+
+    class Meta:
+        model = Execution
+
+    owner = factory.SubFactory(UserFactory)
+    program = factory.SubFactory(ProgramFactory, owner=factory.SelfAttribute("..owner"))
+    input = factory.LazyFunction(lambda: {"question": "What is 2 + 2?"})

@@ -40,6 +40,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, exceptions.ValidationError):
         response.data = {"message": _first_message(exc.detail), "extra": {"fields": exc.detail}}
     else:
-        detail = getattr(exc, "detail", str(exc))
-        response.data = {"message": str(detail), "extra": {}}
+        # DRF has already turned Django's Http404/PermissionDenied into its own exceptions with a detail.
+        detail = response.data.get("detail") if isinstance(response.data, dict) else None
+        response.data = {"message": str(detail or exc), "extra": {}}
     return response

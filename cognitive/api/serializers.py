@@ -45,12 +45,16 @@ class SignatureSerializer(serializers.ModelSerializer):
             "id", "name", "spec", "instructions", "descriptions", "input_fields", "output_fields",
             "complexity", "metadata", "owner", "created_at", "updated_at",
         ]
+        # Error positions index the spec exactly as sent, so it must not be trimmed.
+        extra_kwargs = {"spec": {"trim_whitespace": False}}
 
     def get_complexity(self, obj: Signature) -> int:
         return signature_complexity_of(obj)
 
 
 class LanguageModelSerializer(serializers.ModelSerializer):
+    # Declared without DRF's UniqueValidator: a taken name is a 409 from the service, as for every resource.
+    name = serializers.SlugField(max_length=100)
     key_configured = serializers.SerializerMethodField(help_text="whether the key variable is set on this server")
 
     class Meta:

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cognitive import selectors
+from cognitive.api import runs as run_api
 from cognitive.api import serializers as s
 from cognitive.api.batches import BatchSerializer, RunBatchSerializer
 from cognitive.api.filters import ExecutionFilter, ProgramVersionFilter
@@ -18,6 +19,8 @@ from cognitive.api.throttles import ActionThrottle
 from cognitive.models import Execution, LanguageModel, Module, Optimizer, Program, ProgramVersion, Signature
 from cognitive.policies import IsOwnerOrStaff, IsStaffOrReadOnly
 from cognitive.services import executions, lms, modules, optimizers, programs, signatures, submissions
+from cognitive.services import runs as run_services
+from cognitive.services import versions as version_services
 
 
 class OwnedViewSet(viewsets.ModelViewSet):
@@ -89,6 +92,7 @@ class LanguageModelViewSet(OwnedViewSet):
 
 class ModuleViewSet(OwnedViewSet):
     queryset = Module.objects.none()  # for the schema; requests use the user-scoped get_queryset
+    throttle_scope: str | None = None  # set per action: run
     serializer_class = s.ModuleSerializer
     filterset_fields = ["name", "type", "state", "signature"]
 
@@ -111,6 +115,15 @@ class ModuleViewSet(OwnedViewSet):
     @action(detail=True, methods=["post"])
     def reset(self, request: Request, pk: str | None = None) -> Response:
         return self._respond(modules.module_reset(module=self._module()))
+
+    @extend_schema(request=run_api.ExecuteSerializer, responses=run_api.RunResultSerializer)
+    @action(detail=True, methods=["post"], throttle_classes=[ActionThrottle], throttle_scope="run")
+    def execute(self, request: Request, pk: str | None = None) -> Response:
+        """Run the module now on `input` (checked against its signature first). The trace is the execution's."""
+        body = run_api.ExecuteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        execution = run_services.module_execute(module=self._module(), owner=request.user, **body.validated_data)
+        return run_api.run_result(execution)
 
     def _module(self) -> Module:
         return Module.objects.get(pk=self.get_object().pk)
@@ -146,6 +159,34 @@ class ProgramViewSet(OwnedViewSet):
     def _program(self) -> Program:
         return Program.objects.get(pk=self.get_object().pk)
 
+    @extend_schema(
+        request=run_api.RunSerializer,
+        responses={200: run_api.RunResultSerializer, 202: run_api.RunResultSerializer},
+    )
+    @action(detail=True, methods=["post"], throttle_classes=[ActionThrottle], throttle_scope="run")
+    def run(self, request: Request, pk: str | None = None) -> Response:
+        """Run an active program. `wait: true` answers with the output; otherwise 202 and poll the execution."""
+        body = run_api.RunSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        execution, queued = run_services.program_submit(
+            program=self._program(), owner=request.user, idempotency_key=request.headers.get("Idempotency-Key", ""),
+            **body.validated_data,
+        )
+        return run_api.queued_result(execution) if queued else run_api.run_result(execution)
+
+    @extend_schema(
+        request=None, responses={200: s.ProgramVersionSerializer(many=True), 201: s.ProgramVersionSerializer}
+    )
+    @action(detail=True, methods=["get", "post"])
+    def versions(self, request: Request, pk: str | None = None) -> Response:
+        """GET: the program's versions, newest first. POST: snapshot the modules' current state as the next version."""
+        program = self._program()
+        if request.method == "GET":
+            found = selectors.program_version_list(user=request.user).filter(program=program).order_by("-number")
+            return Response(s.ProgramVersionSerializer(found, many=True).data)
+        version = version_services.program_version_snapshot(program=program)
+        return Response(s.ProgramVersionSerializer(version).data, status=status.HTTP_201_CREATED)
+
     @extend_schema(request=RunBatchSerializer, responses={202: BatchSerializer})
     @action(
         detail=True, methods=["post"], url_path="run-batch", throttle_classes=[ActionThrottle],
@@ -168,6 +209,12 @@ class ProgramVersionViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self) -> Any:
         return selectors.program_version_list(user=self.request.user)
+
+    @extend_schema(responses=run_api.PromptSerializer)
+    @action(detail=True, methods=["get"])
+    def prompt(self, request: Request, pk: str | None = None) -> Response:
+        """Each predictor's prompt in this version (instructions, fields, demos) as chat messages and text."""
+        return Response(version_services.program_version_prompt(version=self.get_object()))
 
 
 class OptimizerViewSet(OwnedViewSet):

@@ -107,10 +107,16 @@ def split_optimizer_config(optimizer_type: str, config: Any) -> tuple[dict[str, 
 def _instantiate(cls: type, init_kwargs: dict[str, Any], where: str) -> Any:
     """Constructing the teleprompter runs DSPy's own argument checks (e.g. GEPA's budget rule)."""
     kwargs = dict(init_kwargs)
-    if "metric" in accepted_parameters(cls.__init__, ()):
+    params = accepted_parameters(cls.__init__, ())
+    if "metric" in params:
         kwargs["metric"] = _placeholder_metric
+    # GEPA needs a reflection LM and MIPROv2 a default LM just to construct; nothing is called here,
+    # and the platform supplies the real LMs when it runs.
+    stand_in_lm = dspy.LM("openai/config-check-only")
+    if "reflection_lm" in params:
+        kwargs["reflection_lm"] = stand_in_lm
     try:
-        with dspy.context(lm=None):
+        with dspy.context(lm=stand_in_lm):
             return cls(**kwargs)
     except (AssertionError, ValueError, TypeError) as exc:
         raise InvalidInput(f"{where}: {exc}".strip(), {"path": "config"}) from None

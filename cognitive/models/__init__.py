@@ -1,4 +1,5 @@
 from cognitive.models.batch import Batch
+from cognitive.models.dataset import Dataset, Example, ExampleSource, ExampleSplit
 from cognitive.models.execution import FINAL_STATUSES, Execution, ExecutionStatus
 from cognitive.models.lm import LanguageModel
 from cognitive.models.module import Module, ModuleState, ModuleType
@@ -10,11 +11,18 @@ from cognitive.models.program import (
     ProgramVersion,
     VersionSource,
 )
+from cognitive.models.retrieval import Corpus, Document
 from cognitive.models.signature import Signature
 
 __all__ = [
     "FINAL_STATUSES",
     "Batch",
+    "Corpus",
+    "Dataset",
+    "Document",
+    "Example",
+    "ExampleSource",
+    "ExampleSplit",
     "Execution",
     "ExecutionStatus",
     "ImmutableRowError",

@@ -36,6 +36,7 @@ class Execution(ConcurrentTransitionMixin, TimestampedModel):
     parent = models.ForeignKey("self", on_delete=models.CASCADE, null=True, blank=True, related_name="children")
     step_id = models.CharField(max_length=100, blank=True, help_text="the pipeline step this child ran")
     input = models.JSONField(default=dict)
+    context = models.JSONField(default=dict, blank=True, help_text="call options of a module execute: lm, temperature")
     output = models.JSONField(null=True, blank=True)
     trace = models.JSONField(default=list, blank=True)
     metrics = models.JSONField(default=dict, blank=True, help_text="tokens, cost, latency")

@@ -13,6 +13,8 @@ _ADMIN = {"admin": True}
 class ModuleType(models.TextChoices):
     PREDICT = "predict", "Predict"
     CHAIN_OF_THOUGHT = "chain_of_thought", "Chain of thought"
+    MULTI_CHAIN_COMPARISON = "multi_chain_comparison", "Multi-chain comparison"
+    REACT = "react", "ReAct (tools)"
 
 
 class ModuleState(models.TextChoices):

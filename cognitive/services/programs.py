@@ -7,6 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from cognitive.errors import InvalidInput
 from cognitive.models import Program
 from cognitive.services.common import save_unique
+from cognitive.services.pipelines import pipeline_check
 from cognitive.services.transitions import apply_transition
 
 
@@ -32,6 +33,7 @@ def program_create(
         pipeline=_check_object(pipeline if pipeline is not None else {}, "pipeline"),
         variables=_check_object(variables if variables is not None else {}, "variables"),
     )
+    pipeline_check(owner=owner, pipeline=program.pipeline)
     return save_unique(program, what="you already have a program")
 
 
@@ -39,6 +41,8 @@ def program_update(*, program: Program, **fields: Any) -> Program:
     for key in ("pipeline", "variables"):
         if key in fields:
             _check_object(fields[key], key)
+    if "pipeline" in fields:
+        pipeline_check(owner=program.owner, pipeline=fields["pipeline"])
     for key, value in fields.items():
         setattr(program, key, value)
     return save_unique(program, what="you already have a program")

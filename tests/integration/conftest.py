@@ -25,6 +25,12 @@ def redis_server() -> Iterator[RedisServer]:
     server.stop()
 
 
+def _drop_connection_pools() -> None:
+    """Forget pooled broker connections so the next publish connects to the current broker_url."""
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
 @pytest.fixture
 def broker(redis_server: RedisServer) -> Iterator[RedisServer]:
     """Point this process's Celery app (the API's publisher) at the throwaway Redis."""
@@ -33,11 +39,9 @@ def broker(redis_server: RedisServer) -> Iterator[RedisServer]:
     celery_app.conf.broker_transport_options = {
         "visibility_timeout": 3600, "queue_order_strategy": "priority", "priority_steps": list(range(10)), "sep": ":",
     }
-    celery_app.pool.force_close_all()
-    celery_app._pool = None
+    _drop_connection_pools()
     yield redis_server
-    celery_app.pool.force_close_all()
-    celery_app._pool = None
+    _drop_connection_pools()
     celery_app.conf.broker_url, celery_app.conf.broker_transport_options = old
 
 

@@ -117,7 +117,10 @@ def test_duplicate_delivery_runs_once_and_poison_input_fails_once(processes, cli
     program = make_program(owner)
     api = client_for(owner)
     good = api.post(f"/api/programs/{program.pk}/run/", {"input": {"question": "What is 2 + 2?"}}, format="json")
-    poison = api.post(f"/api/programs/{program.pk}/run/", {"input": {"query": "wrong field"}}, format="json")
+    # Valid input the LM cannot answer in any parseable form: fails after DSPy's own fallback, never retried.
+    poison = api.post(
+        f"/api/programs/{program.pk}/run/", {"input": {"question": "LOCAL_LM_FAIL_PARSE"}}, format="json"
+    )
     assert good.status_code == 202 and poison.status_code == 202, (good.content, poison.content)
     good_id, poison_id = good.json()["execution"], poison.json()["execution"]
     for _ in range(3):
@@ -128,8 +131,9 @@ def test_duplicate_delivery_runs_once_and_poison_input_fails_once(processes, cli
     good_row, poison_row = Execution.objects.get(pk=good_id), Execution.objects.get(pk=poison_id)
     assert good_row.status == COMPLETED and good_row.attempt == 1 and completions(good_row) == 1
     assert poison_row.status == FAILED and poison_row.attempt == 1 and len(poison_row.attempts) == 1
-    assert "question" in poison_row.error["message"]
-    assert local_lm.stats()["chat_requests"] == 1
+    assert poison_row.error["message"]
+    # One call for the good run, at most two (ChatAdapter, then DSPy's JSON fallback) for the poison.
+    assert local_lm.stats()["chat_requests"] <= 3
 
 
 def test_cancel_pending_never_runs_and_running_stops_at_step_boundary(processes, client_for, local_lm):

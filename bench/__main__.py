@@ -1,0 +1,163 @@
+"""Executions per second: the platform (API → Redis → worker → PostgreSQL) next to bare DSPy.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres REDIS_URL=redis://127.0.0.1:6379/0 \\
+        .venv/bin/python -m bench [--n 300] [--latencies 0,200] [--concurrency 32]
+
+All rows are measured in the same run against the same local LM process, so the ratios mean
+something on any machine. The platform row uses a throwaway database (`dspex_bench`) and a real
+Celery worker process; it needs PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+def start_local_lm(port: int, latency_ms: int) -> subprocess.Popen:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "local_lm", "--port", str(port), "--latency-ms", str(latency_ms)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=1).read()
+            return proc
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("local LM did not start")
+
+
+def bare_dspy(url: str, n: int, threads: int) -> tuple[float, float]:
+    import dspy
+
+    lm = dspy.LM("openai/local", api_base=url, api_key="local", cache=False, num_retries=0)
+    predict = dspy.Predict("question -> answer")
+    questions = [f"What is {i} + {i}?" for i in range(n)]
+    with dspy.context(lm=lm):
+        predict(question="warm up")
+        start = time.perf_counter()
+        for q in questions:
+            predict(question=q)
+        loop_rate = n / (time.perf_counter() - start)
+        examples = [dspy.Example(question=q).with_inputs("question") for q in questions]
+        start = time.perf_counter()
+        predict.batch(examples, num_threads=threads, disable_progress_bar=True)
+        batch_rate = n / (time.perf_counter() - start)
+    return loop_rate, batch_rate
+
+
+def platform(url: str, n: int, concurrency: int) -> float:
+    """Submit n runs through the REST API and time until the worker has completed them all."""
+    os.environ.update({
+        "DSPEX_DEFAULT_LM": "openai/local",
+        "DSPEX_DEFAULT_LM_API_BASE": url,
+        "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only"),
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": "testserver",
+    })
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dspex_site.settings")
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from rest_framework.test import APIClient
+
+    from cognitive.models import Execution, ExecutionStatus
+    from cognitive.services.modules import module_create
+    from cognitive.services.programs import program_activate, program_create
+    from cognitive.services.signatures import signature_create
+
+    call_command("migrate", verbosity=0)
+    Execution.objects.all().delete()
+    user, _ = get_user_model().objects.get_or_create(username="bench")
+    program = None
+    from cognitive.models import Module, Program
+
+    program = Program.objects.filter(owner=user, name="bench").first()
+    if program is None:
+        if not Module.objects.filter(owner=user, name="qa").exists():
+            signature = signature_create(owner=user, name="qa", spec="question: str -> answer: str")
+            module_create(owner=user, name="qa", type="predict", signature=signature)
+        program = program_activate(
+            program=program_create(owner=user, name="bench", pipeline={"steps": [{"id": "qa", "module": "qa"}]})
+        )
+    client = APIClient()
+    client.force_authenticate(user)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "dspex_site", "worker", "--pool=threads",
+         f"--concurrency={concurrency}", "-Q", "executions,default", "--loglevel=WARNING",
+         "--without-gossip", "--without-mingle"],
+        cwd=ROOT, env=os.environ.copy(),
+    )
+    try:
+        time.sleep(3)  # worker boot is not what we measure
+        start = time.perf_counter()
+        for i in range(n):
+            response = client.post(f"/api/programs/{program.pk}/run/", {"input": {"question": f"What is {i} + 1?"}},
+                                   format="json")
+            assert response.status_code == 202, response.content
+        while Execution.objects.filter(parent__isnull=True, status=ExecutionStatus.COMPLETED).count() < n:
+            failed = Execution.objects.filter(parent__isnull=True, status=ExecutionStatus.FAILED).first()
+            if failed is not None:
+                raise SystemExit(f"an execution failed: {failed.error}")
+            time.sleep(0.05)
+        return n / (time.perf_counter() - start)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+def ensure_bench_database() -> None:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("postgres"):
+        raise SystemExit("set DATABASE_URL to a PostgreSQL server (the bench creates its own database)")
+    import psycopg
+
+    base, _, _ = url.rpartition("/")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS dspex_bench WITH (FORCE)")
+        conn.execute("CREATE DATABASE dspex_bench")
+    os.environ["DATABASE_URL"] = f"{base}/dspex_bench"
+    if not os.environ.get("REDIS_URL"):
+        raise SystemExit("set REDIS_URL (the platform row goes through Redis)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--latencies", default="0,200")
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    ensure_bench_database()
+    rows = []
+    for latency in [int(x) for x in args.latencies.split(",")]:
+        port = 18000 + latency
+        lm = start_local_lm(port, latency)
+        url = f"http://127.0.0.1:{port}/v1"
+        try:
+            loop, batch = bare_dspy(url, args.n if latency == 0 else min(args.n, 50), args.concurrency)
+            rate = platform(url, args.n, args.concurrency)
+            stats = urllib.request.urlopen(f"http://127.0.0.1:{port}/stats").read().decode()
+        finally:
+            lm.kill()
+        rows.append((latency, loop, batch, rate, stats))
+    print(f"\n{'LM latency':>10} | {'DSPy loop/s':>11} | {'DSPy batch/s':>12} | {'platform/s':>10} | ratio vs loop")
+    for latency, loop, batch, rate, stats in rows:
+        print(f"{latency:>8}ms | {loop:>11.1f} | {batch:>12.1f} | {rate:>10.1f} | {rate / loop:.2f}")
+        print(f"{'':>10}   local LM: {stats}")
+
+
+if __name__ == "__main__":
+    main()

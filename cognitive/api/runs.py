@@ -1,0 +1,50 @@
+"""Request and response shapes of running: module execute, program run, versions and prompts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers, status
+from rest_framework.response import Response
+
+from cognitive.models import Execution
+from cognitive.services.runs import run_response
+
+
+class ExecuteSerializer(serializers.Serializer):
+    input = serializers.JSONField(help_text="values for the signature's input fields")
+    context = serializers.JSONField(
+        required=False, default=dict, help_text="call options: lm (an LM name), temperature, max_tokens"
+    )
+
+
+class RunSerializer(serializers.Serializer):
+    input = serializers.JSONField(help_text="values for the program's $input fields")
+    wait = serializers.BooleanField(default=False, help_text="true: run now and answer with the output")
+    priority = serializers.IntegerField(min_value=0, max_value=9, default=5, help_text="queued runs: 0 first")
+
+
+class RunResultSerializer(serializers.Serializer):
+    execution = serializers.UUIDField(help_text="GET /api/executions/{id}/ for the trace")
+    status = serializers.CharField()
+    output = serializers.JSONField(allow_null=True)
+    error = serializers.JSONField(required=False, allow_null=True)
+
+
+class PromptSerializer(serializers.Serializer):
+    version = serializers.UUIDField()
+    program = serializers.UUIDField()
+    number = serializers.IntegerField()
+    steps = serializers.JSONField(help_text="per module step: its predictors' instructions, fields, demos, messages")
+
+
+def run_result(execution: Execution) -> Response:
+    """200 with the output; a failed run raises its domain error (422, or 400 for bad input)."""
+    body: dict[str, Any] = run_response(execution)
+    code = status.HTTP_200_OK if body["status"] == "completed" else status.HTTP_202_ACCEPTED
+    return Response(body, status=code)
+
+
+def queued_result(execution: Execution) -> Response:
+    body = {"execution": str(execution.pk), "status": execution.status, "output": execution.output}
+    return Response(body, status=status.HTTP_202_ACCEPTED)

@@ -1,0 +1,90 @@
+"""One `dspy.LM` per LanguageModel configuration, built once and shared by every run in the process.
+
+`dspy.LM` keeps connection pools per instance, so building one per request would throw them
+away; the cache key includes `updated_at`, so an edited LM row takes effect on the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import OrderedDict
+from typing import Any, Protocol
+
+import dspy
+
+# DSPy otherwise fetches LiteLLM's price map from GitHub (5 s timeout) on the first priced call
+# of every process; the bundled snapshot is enough for cost estimates and keeps workers offline.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+_MAX_CACHED = 64
+
+
+class LanguageModelConfig(Protocol):
+    """What the engine reads from a `cognitive.models.LanguageModel` row."""
+
+    model: str
+    api_base: str
+    api_key_env: str
+    params: dict[str, Any]
+    updated_at: Any
+
+
+class TracedLM(dspy.LM):
+    """A `dspy.LM` whose history goes to the running step's trace instead of piling up in memory.
+
+    DSPy hands each finished call (usage, cost, messages) to `update_history`; the base class
+    would append it to process-wide lists that grow without bound in a worker. Here it is
+    passed to whichever `cognitive.engine.tracing.StepTrace` is active and then dropped.
+    """
+
+    def update_history(self, entry: dict[str, Any]) -> None:
+        from cognitive.engine.tracing import record_lm_entry
+
+        record_lm_entry(entry)
+
+
+_cache: OrderedDict[tuple[Any, ...], TracedLM] = OrderedDict()
+_lock = threading.Lock()
+
+
+def _cache_key(config: LanguageModelConfig) -> tuple[Any, ...]:
+    # Keyed by what the LM is rather than by row id: the settings' default LM is an unsaved row
+    # with a fresh id each time, and two rows with the same configuration may share one client.
+    params = json.dumps(config.params or {}, sort_keys=True, default=str)
+    return (str(config.updated_at), config.model, config.api_base, config.api_key_env, params)
+
+
+def build_lm(config: LanguageModelConfig) -> TracedLM:
+    params = dict(config.params or {})
+    # The job layer retries whole runs and steps retry on their own; LiteLLM/lm15 retries
+    # would multiply those and hide failures from the trace.
+    params["num_retries"] = int(params.get("num_retries", 0))
+    api_key = (os.environ.get(config.api_key_env) if config.api_key_env else None) or "local"
+    kwargs: dict[str, Any] = {"api_key": api_key, "cache": False, **params}
+    if config.api_base:
+        kwargs["api_base"] = config.api_base
+    return TracedLM(config.model, **kwargs)
+
+
+def lm_for(config: LanguageModelConfig) -> TracedLM:
+    """The shared `dspy.LM` for this configuration (thread-safe)."""
+    key = _cache_key(config)
+    with _lock:
+        lm = _cache.get(key)
+        if lm is not None:
+            _cache.move_to_end(key)
+            return lm
+    lm = build_lm(config)
+    with _lock:
+        existing = _cache.setdefault(key, lm)
+        _cache.move_to_end(key)
+        while len(_cache) > _MAX_CACHED:
+            _cache.popitem(last=False)
+    return existing
+
+
+def clear_lm_cache() -> None:
+    with _lock:
+        _cache.clear()

@@ -1,0 +1,222 @@
+"""What a step did, call by call: a DSPy callback plus a usage tracker, one pair per step.
+
+LM calls are captured through DSPy's own hooks — `on_lm_start`/`on_lm_end` for the messages,
+latency and errors, `TracedLM.update_history` for usage and cost, and the usage tracker for
+billed tokens (which also counts calls that failed after the provider billed them). The
+three are joined by DSPy's active call id.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import dspy
+import dspy.utils.callback_context as callback_context
+from dspy.utils.callback import BaseCallback
+from dspy.utils.usage_tracker import UsageTracker
+
+# Traces are stored in a JSON column: a runaway prompt must not make the row enormous.
+MAX_TEXT = 20_000
+_TOKEN_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… [{len(text) - limit} more characters]"
+
+
+def to_json(value: Any, depth: int = 0, *, limit: int | None = MAX_TEXT) -> Any:
+    """A JSON-safe copy of a DSPy value (Predictions, pydantic models, tuples, sets).
+
+    Text is clipped to `limit` characters for traces; state snapshots pass `limit=None`.
+    """
+    if depth > 20:
+        return clip(repr(value), 200)
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, str):
+        return clip(value, limit) if limit else value
+    if isinstance(value, Mapping):
+        return {str(k): to_json(v, depth + 1, limit=limit) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_json(v, depth + 1, limit=limit) for v in value]
+    if hasattr(value, "model_dump"):
+        return to_json(value.model_dump(), depth + 1, limit=limit)
+    if hasattr(value, "toDict"):
+        return to_json(value.toDict(), depth + 1, limit=limit)
+    text = str(value)
+    return clip(text, limit) if limit else text
+
+
+def error_info(exc: BaseException) -> dict[str, Any]:
+    message = getattr(exc, "message", None) or str(exc)
+    return {"type": type(exc).__name__, "message": clip(str(message), 2_000)}
+
+
+class _StepUsage(UsageTracker):
+    """DSPy's tracker, thread-safe, also keeping each call's usage under DSPy's active call id."""
+
+    def __init__(self, owner: StepTrace) -> None:
+        super().__init__()
+        self._owner = owner
+        self._lock = threading.Lock()
+
+    def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
+        with self._lock:
+            super().add_usage(lm, usage_entry)
+        self._owner._add_call_usage(callback_context.ACTIVE_CALL_ID.get(), usage_entry)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _StepUsage:
+        # dspy.Parallel deep-copies trackers per thread; usage must still land in this step.
+        return self
+
+
+class StepTrace(BaseCallback):
+    """Collects the LM and tool calls of one pipeline step (or one module execute)."""
+
+    def __init__(self) -> None:
+        self.usage = _StepUsage(self)
+        self.attempt = 1
+        self._lock = threading.Lock()
+        self._events: list[dict[str, Any]] = []
+        self._open: dict[str, tuple[dict[str, Any], float]] = {}
+
+    # -- DSPy callback hooks
+
+    def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        messages = inputs.get("messages") or [{"role": "user", "content": inputs.get("prompt") or ""}]
+        event = {
+            "type": "lm_call",
+            "attempt": self.attempt,
+            "model": getattr(instance, "model", type(instance).__name__),
+            "messages": to_json(messages),
+            "response": None,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "total_tokens": 0,
+            "cost": 0.0,
+            "latency_ms": 0,
+            "cache_hit": False,
+            "error": None,
+        }
+        self._start(call_id, event)
+
+    def on_lm_end(self, call_id: str, outputs: Any, exception: BaseException | None = None) -> None:
+        event = self._finish(call_id, exception)
+        if event is not None and exception is None:
+            event["response"] = to_json(outputs[0] if isinstance(outputs, list) and len(outputs) == 1 else outputs)
+
+    def on_tool_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
+        event = {
+            "type": "tool_call",
+            "attempt": self.attempt,
+            "tool": getattr(instance, "name", type(instance).__name__),
+            "args": to_json(inputs.get("kwargs", inputs)),
+            "result": None,
+            "latency_ms": 0,
+            "error": None,
+        }
+        self._start(call_id, event)
+
+    def on_tool_end(self, call_id: str, outputs: Any, exception: BaseException | None = None) -> None:
+        event = self._finish(call_id, exception)
+        if event is not None and exception is None:
+            event["result"] = to_json(outputs)
+
+    # -- joins from TracedLM and the usage tracker
+
+    def add_lm_entry(self, call_id: str | None, entry: Mapping[str, Any]) -> None:
+        event = self._open_event(call_id)
+        if event is None:
+            return
+        usage = entry.get("usage") or {}
+        event["cost"] = float(entry.get("cost") or 0.0)
+        # Cached answers carry no usage: DSPy only bills calls that reached the provider.
+        event["cache_hit"] = not usage
+        if entry.get("response_model"):
+            event["response_model"] = entry["response_model"]
+
+    def _add_call_usage(self, call_id: str | None, usage: Mapping[str, Any]) -> None:
+        event = self._open_event(call_id)
+        if event is None:
+            return
+        for key in _TOKEN_KEYS:
+            value = usage.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                event[key] += value
+
+    def record(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            self._events.append({"attempt": self.attempt, **event})
+
+    # -- results
+
+    def events(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(event) for event in self._events]
+
+    def metrics(self) -> dict[str, Any]:
+        return summarize(self.events(), self.usage)
+
+    # -- plumbing
+
+    def _start(self, call_id: str, event: dict[str, Any]) -> None:
+        with self._lock:
+            self._events.append(event)
+            self._open[call_id] = (event, time.perf_counter())
+
+    def _finish(self, call_id: str, exception: BaseException | None) -> dict[str, Any] | None:
+        with self._lock:
+            opened = self._open.pop(call_id, None)
+        if opened is None:
+            return None
+        event, started = opened
+        event["latency_ms"] = round((time.perf_counter() - started) * 1000)
+        if exception is not None:
+            event["error"] = error_info(exception)
+        return event
+
+    def _open_event(self, call_id: str | None) -> dict[str, Any] | None:
+        with self._lock:
+            opened = self._open.get(call_id or "")
+        return opened[0] if opened else None
+
+
+def record_lm_entry(entry: Mapping[str, Any]) -> None:
+    """Called by TracedLM for each finished LM call; hands it to the step that made it."""
+    call_id = callback_context.ACTIVE_CALL_ID.get()
+    for callback in dspy.settings.get("callbacks") or ():
+        if isinstance(callback, StepTrace):
+            callback.add_lm_entry(call_id, entry)
+
+
+def summarize(events: Iterable[Mapping[str, Any]], usage: UsageTracker | None = None) -> dict[str, Any]:
+    """Totals over a step's events. Billed tokens come from the usage tracker when there is one."""
+    lm_calls = [e for e in events if e.get("type") == "lm_call"]
+    totals: dict[str, Any] = {key: sum(e.get(key, 0) for e in lm_calls) for key in _TOKEN_KEYS}
+    if usage is not None:
+        billed = list(usage.get_total_tokens().values())
+        for key in _TOKEN_KEYS:
+            tracked = sum(int(u.get(key) or 0) for u in billed)
+            totals[key] = max(totals[key], tracked)
+    return {
+        "lm_calls": len(lm_calls),
+        "failed_lm_calls": sum(1 for e in lm_calls if e.get("error")),
+        **totals,
+        "cost": round(sum(float(e.get("cost") or 0.0) for e in lm_calls), 8),
+        "lm_latency_ms": sum(int(e.get("latency_ms") or 0) for e in lm_calls),
+        "cache_hits": sum(1 for e in lm_calls if e.get("cache_hit")),
+    }
+
+
+def add_metrics(total: dict[str, Any], part: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in part.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            total[key] = total.get(key, 0) + value
+    if "cost" in total:
+        total["cost"] = round(total["cost"], 8)
+    return total
