@@ -76,7 +76,7 @@ def _event(event: Mapping[str, Any]) -> SafeString:
     if kind == "prediction":
         return format_html("<li>also predicted <pre style='" + _PRE + "'>{}</pre></li>", _text(event.get("extra")))
     if kind == "error":
-        return format_html("<li>attempt {} failed: {}</li>", event.get("attempt", 1), _error(event))
+        return format_html("<li>attempt {} failed: {}</li>", event.get("attempt", 1), _error(event.get("error")))
     return format_html("<li><pre style='" + _PRE + "'>{}</pre></li>", _text(event))
 
 

@@ -202,7 +202,7 @@ def _attempts(step: StepPlan, values: Mapping[str, Any], env: PipelineEnv) -> St
                 run.output = execute_step(step, run.input, trace, env)
             except Exception as exc:
                 failure = exc
-                trace.record({"type": "error", **error_info(exc)})
+                trace.record({"type": "error", "error": error_info(exc)})
                 transient = transient_failure(exc)
                 # A rate limit is the whole run's to wait out (the job layer snoozes it), not this step's.
                 if isinstance(transient, RateLimited) or attempt > step.retries:

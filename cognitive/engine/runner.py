@@ -57,7 +57,7 @@ def load_json_state(module: dspy.Module, state: Mapping[str, Any]) -> None:
     A state that does not match the module's structure (the module was redefined after the
     version was saved) is a domain error, not a crash.
     """
-    cleaned = {name: _without_lm(part) for name, part in state.items()}
+    cleaned = _without_lm(state)
     try:
         module.load_state(cleaned)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -68,15 +68,16 @@ def load_json_state(module: dspy.Module, state: Mapping[str, Any]) -> None:
         ) from None
 
 
-def _without_lm(part: Any) -> Any:
-    if isinstance(part, Mapping):
-        return {key: (None if key == "lm" else value) for key, value in part.items()}
-    return part
+def _without_lm(state: Any, depth: int = 0) -> Any:
+    """The state with every predictor's `lm` emptied (a leaf Predict's state, or a module's per predictor)."""
+    if not isinstance(state, Mapping) or depth > 4:
+        return state
+    return {key: None if key == "lm" else _without_lm(value, depth + 1) for key, value in state.items()}
 
 
 def dump_json_state(module: dspy.Module) -> dict[str, Any]:
     state = module.dump_state(json_mode=True)
-    return to_json({name: _without_lm(part) for name, part in state.items()}, limit=None)
+    return to_json(_without_lm(state), limit=None)
 
 
 def call_module(prepared: PreparedModule, inputs: Mapping[str, Any], trace: StepTrace) -> dict[str, Any]:

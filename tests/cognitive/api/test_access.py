@@ -458,3 +458,8 @@ def test_swagger_ui_points_at_the_schema(client_for, user):
     assert response.status_code == 200
     assert "swagger" in response.content.decode().lower()
     assert "/api/schema/" in response.content.decode()
+
+
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
+def test_schema_and_docs_need_authentication(client_for, path):
+    assert client_for().get(path).status_code == 401
