@@ -61,7 +61,8 @@ def test_strict_values_that_do_not_fit_say_where(type_, value, where):
 @pytest.mark.parametrize(
     ("type_", "value", "expected"),
     [("int", "42", 42), ("int", 3.0, 3), ("float", " 0.5 ", 0.5), ("bool", "True", True), ("str", 7, "7"),
-     ('Literal["yes", "no"]', "'Yes'", "yes"), ("list[str]", {"b", "a"}, ["a", "b"]), ("int | str", "5", "5"), ("int | bool", "7", 7)],
+     ('Literal["yes", "no"]', "'Yes'", "yes"), ("list[str]", {"b", "a"}, ["a", "b"]), ("int | str", "5", "5"),
+     ("int | bool", "7", 7)],
 )
 def test_lenient_outputs_take_what_the_lm_meant(type_, value, expected):
     assert check_value(value, t(type_), lenient=True) == expected

@@ -110,7 +110,7 @@ def test_a_program_whose_module_disappeared_fails_without_retrying(owner, qa):
     execution = claimed(owner=owner, program=program, input={"question": "q"})
     Module.objects.filter(pk=qa.pk).update(name="renamed")
 
-    with pytest.raises(ExecutionFailed, match="no longer valid: steps\\[0\\].module: unknown module 'qa'"):
+    with pytest.raises(ExecutionFailed, match=r"no longer valid: steps\[0\]\.module: unknown module 'qa'"):
         execution_perform(execution=execution)
 
 
