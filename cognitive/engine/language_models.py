@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import dspy
 
+from cognitive.ratelimit import acquire_call, record_tokens
+
 # DSPy otherwise fetches LiteLLM's price map from GitHub (5 s timeout) on the first priced call
 # of every process; the bundled snapshot is enough for cost estimates and keeps workers offline.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -24,10 +26,13 @@ _MAX_CACHED = 64
 class LanguageModelConfig(Protocol):
     """What the engine reads from a `cognitive.models.LanguageModel` row."""
 
+    name: str
     model: str
     api_base: str
     api_key_env: str
     params: dict[str, Any]
+    rpm: int | None
+    tpm: int | None
     updated_at: Any
 
 
@@ -39,10 +44,40 @@ class TracedLM(dspy.LM):
     passed to whichever `cognitive.engine.tracing.StepTrace` is active and then dropped.
     """
 
+    # (limiter key, requests per minute, tokens per minute), shared by every worker through Redis.
+    limits: tuple[str, int | None, int | None] = ("", None, None)
+
+    def __call__(self, prompt: Any = None, *, messages: Any = None, **kwargs: Any) -> Any:
+        self._acquire(prompt, messages)
+        return super().__call__(prompt, messages=messages, **kwargs)
+
+    async def acall(self, prompt: Any = None, *, messages: Any = None, **kwargs: Any) -> Any:
+        self._acquire(prompt, messages)
+        return await super().acall(prompt, messages=messages, **kwargs)
+
+    def _acquire(self, prompt: Any, messages: Any) -> None:
+        key, rpm, tpm = self.limits
+        if rpm or tpm:
+            acquire_call(lm_key=key, rpm=rpm, tpm=tpm, estimated_tokens=_estimate_tokens(prompt, messages))
+
     def update_history(self, entry: dict[str, Any]) -> None:
         from cognitive.engine.tracing import record_lm_entry
 
+        key, _, tpm = self.limits
+        if tpm:
+            usage = entry.get("usage") or {}
+            record_tokens(lm_key=key, tpm=tpm, tokens=int(usage.get("total_tokens") or 0))
+
         record_lm_entry(entry)
+
+
+def _estimate_tokens(prompt: Any, messages: Any) -> int:
+    """Roughly four characters a token: enough to keep a tpm budget from being overrun by a burst."""
+    text = prompt or ""
+    for message in messages or []:
+        content = message.get("content") if isinstance(message, dict) else None
+        text += content if isinstance(content, str) else json.dumps(content, default=str)
+    return len(text) // 4
 
 
 _cache: OrderedDict[tuple[Any, ...], TracedLM] = OrderedDict()
@@ -53,7 +88,8 @@ def _cache_key(config: LanguageModelConfig) -> tuple[Any, ...]:
     # Keyed by what the LM is rather than by row id: the settings' default LM is an unsaved row
     # with a fresh id each time, and two rows with the same configuration may share one client.
     params = json.dumps(config.params or {}, sort_keys=True, default=str)
-    return (str(config.updated_at), config.model, config.api_base, config.api_key_env, params)
+    limits = (config.name, config.rpm, config.tpm)
+    return (str(config.updated_at), config.model, config.api_base, config.api_key_env, params, limits)
 
 
 def build_lm(config: LanguageModelConfig) -> TracedLM:
@@ -65,7 +101,9 @@ def build_lm(config: LanguageModelConfig) -> TracedLM:
     kwargs: dict[str, Any] = {"api_key": api_key, "cache": False, **params}
     if config.api_base:
         kwargs["api_base"] = config.api_base
-    return TracedLM(config.model, **kwargs)
+    lm = TracedLM(config.model, **kwargs)
+    lm.limits = (config.name, config.rpm, config.tpm)
+    return lm
 
 
 def lm_for(config: LanguageModelConfig) -> TracedLM:

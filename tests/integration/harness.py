@@ -154,3 +154,22 @@ class Processes:
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.log_dir.glob("*.log"))
+
+
+def restart_postgresql(down_for: float = 2.0) -> None:
+    """Stop the cluster the tests use (fast mode: every connection is cut), then start it again."""
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "stop", "--mode", "fast"], check=True
+    )
+    time.sleep(down_for)
+    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=True)
+    wait_for(
+        lambda: subprocess.run(["pg_isready", "-h", "127.0.0.1", "-q"], check=False).returncode == 0,
+        timeout=30, what="PostgreSQL to accept connections",
+    )
+    connection.close()  # this process's connection died with the server; the next query reconnects
+
+
+def can_restart_postgresql() -> bool:
+    return bool(os.environ.get("CI")) or os.environ.get("DSPEX_TEST_RESTART_POSTGRES") == "1"

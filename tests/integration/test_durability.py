@@ -7,12 +7,12 @@ from collections import Counter
 
 import pytest
 
-from cognitive.models import Execution, ExecutionStatus, Module
+from cognitive.models import Execution, ExecutionStatus, LanguageModel, Module
 from cognitive.services.modules import module_create
 from cognitive.services.programs import program_activate, program_create
 from cognitive.services.signatures import signature_create
 from tests.factories import UserFactory
-from tests.integration.harness import Processes, wait_for
+from tests.integration.harness import Processes, can_restart_postgresql, restart_postgresql, wait_for
 from workers.executions import run_execution
 
 pytestmark = pytest.mark.integration
@@ -177,3 +177,42 @@ def test_half_the_lm_calls_rate_limited_all_complete_without_using_attempts(proc
     assert {row.attempt for row in rows} == {1}, "snoozes must not use attempts"
     assert sum(1 for row in rows for a in row.attempts if a["outcome"] == "snoozed") >= 10
     assert local_lm.stats()["failures_injected"]["429"] >= 10
+
+
+def test_rpm_limit_is_shared_by_all_workers_and_snoozes_the_rest(processes, client_for, local_lm):
+    owner = UserFactory()
+    limited = LanguageModel.objects.create(name="limited", model="openai/local", api_base=local_lm.url, rpm=12)
+    signature = signature_create(owner=owner, name="qa", spec="question: str -> answer: str")
+    module_create(owner=owner, name="qa", type="predict", signature=signature, lm=limited)
+    program = make_program(owner)
+    ids = run_batch(client_for, owner, program, 15)
+    processes.worker(concurrency=8, name="a")
+    processes.worker(concurrency=8, name="b")
+    processes.beat()
+    wait_for(lambda: statuses(ids)[COMPLETED] >= 12, timeout=60, what="the first minute's budget to be used")
+    # Two worker processes, one budget: the next three wait for the window to move on.
+    time.sleep(5)
+    assert local_lm.stats()["chat_requests"] == 12
+    assert statuses(ids)[COMPLETED] == 12
+    snoozed = [r for r in Execution.objects.filter(pk__in=ids) if any(a["outcome"] == "snoozed" for a in r.attempts)]
+    assert snoozed and all(r.attempt <= 1 for r in snoozed)
+    wait_all_final(ids, timeout=120, procs=processes)
+    assert_each_completed_once(ids)
+    assert local_lm.stats()["chat_requests"] == 15
+
+
+@pytest.mark.skipif(
+    not can_restart_postgresql(), reason="restarts the shared PostgreSQL: CI, or DSPEX_TEST_RESTART_POSTGRES=1"
+)
+def test_postgresql_restart_during_a_run_loses_and_doubles_nothing(processes, client_for, local_lm):
+    local_lm.configure(latency_ms=500)
+    owner = UserFactory()
+    program = make_program(owner)
+    ids = run_batch(client_for, owner, program, 80)
+    processes.worker(concurrency=8)
+    processes.beat()
+    wait_for(lambda: statuses(ids)[COMPLETED] >= 5, timeout=60, what="the run to be under way")
+    restart_postgresql()
+    assert statuses(ids)[COMPLETED] < len(ids) - 8, "the restart must hit the run in the middle"
+    wait_all_final(ids, timeout=180, procs=processes)
+    assert_each_completed_once(ids)
