@@ -30,6 +30,7 @@ from cognitive.models import (
 )
 from cognitive.selectors import corpus_list, signature_complexity_of
 from cognitive.services import corpora, executions, modules, programs
+from cognitive.services.pipelines import pipeline_check
 from cognitive.signatures import parse_signature
 
 
@@ -150,8 +151,26 @@ def _initialize_or_report(module: Module) -> None:
         raise InvalidInput(f"initialize failed: {module.error_reason}")
 
 
+class ProgramForm(forms.ModelForm):
+    class Meta:
+        model = Program
+        fields = ["name", "description", "pipeline", "variables", "owner"]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        owner = cleaned.get("owner")
+        if owner is not None and "pipeline" in cleaned:
+            # The API's compose-time rules: modules and corpora of the owner, sound bindings.
+            try:
+                pipeline_check(owner=owner, pipeline=cleaned["pipeline"])
+            except InvalidInput as exc:
+                raise _form_error(exc, "pipeline") from None
+        return cleaned
+
+
 @admin.register(Program)
 class ProgramAdmin(ServiceTransitionAdmin):
+    form = ProgramForm
     fsm_fields = ["status"]
     list_display = ["name", "status", "active_version", "owner", "created_at"]
     list_filter = ["status"]

@@ -30,15 +30,22 @@ def _owned(queryset: QuerySet, user: AbstractBaseUser) -> QuerySet:
     return queryset if is_staff(user) else queryset.filter(owner=user)
 
 
-def _with_execution_stats(queryset: QuerySet) -> QuerySet:
-    """`success_rate` over finished executions, `avg_latency` in ms, and `executing` now in flight."""
-    finished = Q(executions__status__in=[ExecutionStatus.COMPLETED, ExecutionStatus.FAILED])
-    completed = Count("executions", filter=Q(executions__status=ExecutionStatus.COMPLETED))
+def _with_execution_stats(queryset: QuerySet, *, runs_only: bool = False) -> QuerySet:
+    """`success_rate` over finished executions, `avg_latency` in ms, and `executing` now in flight.
+
+    `runs_only` counts whole runs, not their steps: a program's step executions (children) carry
+    the program too, and would otherwise count as runs of it.
+    """
+    scope = Q(executions__parent__isnull=True) if runs_only else Q()
+    finished = scope & Q(executions__status__in=[ExecutionStatus.COMPLETED, ExecutionStatus.FAILED])
+    completed = Count("executions", filter=scope & Q(executions__status=ExecutionStatus.COMPLETED))
     return queryset.annotate(
-        executing=Count("executions", filter=Q(executions__status=ExecutionStatus.RUNNING)),
+        executing=Count("executions", filter=scope & Q(executions__status=ExecutionStatus.RUNNING)),
         finished_count=Count("executions", filter=finished),
         completed_count=completed,
-        avg_latency=Avg("executions__duration_ms", filter=Q(executions__status=ExecutionStatus.COMPLETED)),
+        avg_latency=Avg(
+            "executions__duration_ms", filter=scope & Q(executions__status=ExecutionStatus.COMPLETED)
+        ),
     ).annotate(
         success_rate=Cast("completed_count", FloatField()) / NullIf(Cast("finished_count", FloatField()), 0.0),
     )
@@ -64,11 +71,11 @@ def program_list(*, user: AbstractBaseUser) -> QuerySet[Program]:
     queryset = Program.objects.select_related("owner", "active_version")
     if not is_staff(user):
         queryset = queryset.filter(owner=user).exclude(status=ProgramStatus.ARCHIVED)
-    return _with_execution_stats(queryset)
+    return _with_execution_stats(queryset, runs_only=True)
 
 
 def program_with_stats(pk: object) -> Program:
-    return _with_execution_stats(Program.objects.select_related("owner", "active_version")).get(pk=pk)
+    return _with_execution_stats(Program.objects.select_related("owner", "active_version"), runs_only=True).get(pk=pk)
 
 
 def program_version_list(*, user: AbstractBaseUser) -> QuerySet[ProgramVersion]:

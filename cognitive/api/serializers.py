@@ -148,7 +148,7 @@ class ExecutionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Execution
         fields = [
-            "id", "program", "version", "module", "parent", "step_id", "input", "output", "trace", "metrics",
+            "id", "program", "version", "module", "parent", "step_id", "input", "context", "output", "trace", "metrics",
             "duration_ms", "status", "error", "priority", "attempt", "max_attempts", "attempts", "run_after",
             "created_at", "started_at", "finished_at", "children",
         ]

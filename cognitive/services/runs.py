@@ -23,7 +23,16 @@ from cognitive.engine.plan import PipelinePlan
 from cognitive.engine.validation import check_program_input
 from cognitive.engine.values import check_record
 from cognitive.errors import Conflict, ExecutionFailed, InvalidInput
-from cognitive.models import Execution, ExecutionStatus, LanguageModel, Module, ModuleState, Program, ProgramStatus
+from cognitive.models import (
+    Execution,
+    ExecutionStatus,
+    LanguageModel,
+    Module,
+    ModuleState,
+    Program,
+    ProgramStatus,
+    ProgramVersion,
+)
 from cognitive.services.pipelines import module_signature, pipeline_compile, pipeline_modules, prepare_module_row
 
 
@@ -70,7 +79,7 @@ def _perform_program(
     except InvalidInput as exc:
         extra = {**exc.extra, "type": "InvalidState"}
         raise ExecutionFailed(f"cannot load the program: {exc.message}", extra) from None
-    children = _ChildWriter(execution, rows)
+    children = _ChildWriter(execution, rows, version)
     env = PipelineEnv(
         modules=prepared,
         on_step=children.write,
@@ -110,9 +119,10 @@ def _retriever(owner: AbstractBaseUser) -> Callable[..., list[str]]:
 class _ChildWriter:
     """Stores each finished step as a child execution (called on the thread that runs the pipeline)."""
 
-    def __init__(self, parent: Execution, modules: Mapping[str, Module]) -> None:
+    def __init__(self, parent: Execution, modules: Mapping[str, Module], version: ProgramVersion | None) -> None:
         self.parent = parent
         self.modules = modules
+        self.version = version  # the one whose state the steps ran with
         self.runs: list[StepRun] = []
         self.summaries: list[dict[str, Any]] = []
 
@@ -123,7 +133,7 @@ class _ChildWriter:
             owner=parent.owner,
             parent=parent,
             program=parent.program,
-            version=parent.version,
+            version=self.version,
             module=self.modules.get(run.step.module or ""),
             step_id=run.step.id,
             input=run.input,
@@ -166,7 +176,9 @@ def check_execute_context(context: Any, module: Module) -> dict[str, Any]:
         if key not in _CONTEXT_KEYS:
             allowed = ", ".join(sorted(_CONTEXT_KEYS))
             raise InvalidInput(f"unknown context key '{key}'; allowed: {allowed}", {"field": f"context.{key}"})
-    if "lm" in context and not LanguageModel.objects.filter(name=context["lm"]).exists():
+    if "lm" in context and not (
+        isinstance(context["lm"], str) and LanguageModel.objects.filter(name=context["lm"]).exists()
+    ):
         raise InvalidInput(f"unknown LM {context['lm']!r}", {"field": "context.lm"})
     options = {k: v for k, v in context.items() if k != "lm"}
     try:

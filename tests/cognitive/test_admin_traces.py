@@ -55,3 +55,15 @@ def test_a_failed_step_shows_its_error(client):
     html = client.get(reverse("admin:cognitive_execution_change", args=[parent.pk])).content.decode()
 
     assert "LMServerError: boom" in html and "ExecutionFailed: step &#x27;a&#x27; failed" in html
+
+
+def test_the_program_form_applies_the_compose_time_rules(client):
+    owner = UserFactory()
+    client.force_login(StaffFactory())
+    data = {"name": "p", "description": "", "variables": "{}", "owner": owner.pk,
+            "pipeline": '{"steps": [{"id": "a", "module": "missing"}]}'}
+
+    response = client.post(reverse("admin:cognitive_program_add"), data)
+
+    assert response.status_code == 200
+    assert "steps[0].module: unknown module &#x27;missing&#x27;" in response.content.decode()

@@ -139,7 +139,7 @@ class Command(BaseCommand):
             self._report_step(child)
         metrics = execution.metrics or {}
         write(
-            f"Total: {metrics.get('steps', 0)} steps, {metrics.get('lm_calls', 0)} LM calls, "
+            f"Total: {metrics.get('steps', 0)} steps, {metrics.get('lm_calls', 0)} LM call(s), "
             f"{metrics.get('prompt_tokens', 0)} prompt + {metrics.get('completion_tokens', 0)} completion tokens, "
             f"cost ${metrics.get('cost', 0):.6f}, LM time {metrics.get('lm_latency_ms', 0)} ms"
         )

@@ -348,11 +348,13 @@ def test_module_execute_context_overrides_call_options(api, user, lm, local_lm_s
                   format="json")
     unknown = api.post(url, {"input": {"question": "q"}, "context": {"seed": 1}}, format="json")
     bad = api.post(url, {"input": {"question": "q"}, "context": {"temperature": 5}}, format="json")
+    bad_lm = api.post(url, {"input": {"question": "q"}, "context": {"lm": ["x"]}}, format="json")
 
     assert ok.status_code == 200 and ok.json()["output"] == {"answer": model_answer({"question": "What is 1 + 2?"}, 0)}
     assert Execution.objects.get(pk=ok.json()["execution"]).context == {"lm": "other", "temperature": 0.2}
     assert (unknown.status_code, unknown.json()["extra"]["field"]) == (400, "context.seed")
     assert (bad.status_code, bad.json()["extra"]["field"]) == (400, "context.temperature")
+    assert (bad_lm.status_code, bad_lm.json()["extra"]["field"]) == (400, "context.lm")
 
 
 @pytest.mark.parametrize(
@@ -431,6 +433,19 @@ def test_versions_snapshot_state_and_a_run_uses_the_active_version(api, user, lm
     assert predictor["inputs"] == [{"name": "question", "type": "str", "description": "${question}"}]
     assert "{question}" in predictor["messages"][-1]["content"]
     assert "Answer with a number only." in predictor["text"]
+
+
+def test_program_stats_count_runs_not_their_steps(api, user, lm):
+    make_module(user, "qa", spec="question: str -> answer: str", type_="predict", lm=lm)
+    program = active_program(user, {"steps": [{"id": "a", "module": "qa"},
+                                              {"id": "b", "module": "qa", "inputs": {"question": "$a.answer"}}]})
+    execution = Execution.objects.get(pk=run(api, program, {"question": "q"}).json()["execution"])
+
+    body = api.get(f"/api/programs/{program.pk}/").json()
+    module = api.get(f"/api/modules/{Execution.objects.filter(parent=execution).first().module_id}/").json()
+
+    assert body["success_rate"] == 1.0 and body["avg_latency"] == execution.duration_ms
+    assert module["success_rate"] == 1.0  # a module's record is its steps
 
 
 def test_a_version_snapshot_needs_steps(api, user):

@@ -79,7 +79,8 @@ def test_generated_specs_build_matching_signatures(case: SpecCase, instructions:
             assert info.annotation == expected_annotation(field.type), field.type.render()
             assert info.json_schema_extra["desc"] == descriptions.get(field.name, f"${{{field.name}}}")
     if instructions:
-        assert signature.instructions == instructions
+        # DSPy reads instructions as a docstring, so it applies inspect.cleandoc to them.
+        assert signature.instructions == inspect.cleandoc(instructions)
     else:
         assert signature.instructions.startswith("Given the fields")
 

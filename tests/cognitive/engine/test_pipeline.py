@@ -254,8 +254,8 @@ def test_a_module_with_demos_in_its_state_runs_them(local_lm_session):
 
     from cognitive.engine.language_models import lm_for
 
-    lm = lm_for(SimpleNamespace(model="openai/local", api_base=local_lm_session.url, api_key_env="", params={},
-                                updated_at=None))
+    lm = lm_for(SimpleNamespace(name="local", model="openai/local", api_base=local_lm_session.url, api_key_env="",
+                                params={}, rpm=None, tpm=None, updated_at=None))
     fields = ([{"name": "question", "type": "str"}], [{"name": "answer", "type": "str"}])
     base = prepare_module(module_type="predict", input_fields=fields[0], output_fields=fields[1], instructions="",
                           config={}, lm=lm)

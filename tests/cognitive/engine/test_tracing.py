@@ -13,7 +13,8 @@ from cognitive.signatures import parse_signature
 
 
 def row(url: str, **changes):
-    fields = {"model": "openai/local", "api_base": url, "api_key_env": "", "params": {}, "updated_at": "t1"}
+    fields = {"name": "local", "model": "openai/local", "api_base": url, "api_key_env": "", "params": {},
+              "rpm": None, "tpm": None, "updated_at": "t1"}
     return SimpleNamespace(**{**fields, **changes})
 
 
