@@ -19,6 +19,9 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# The local LM answers to any name; a real model name keeps DSPy's cost lookup on its fast path
+# (an unknown name makes DSPy scan its whole price table on every call, in both rows alike).
+MODEL = "openai/gpt-4o-mini"
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
@@ -41,7 +44,7 @@ def start_local_lm(port: int, latency_ms: int) -> subprocess.Popen:
 def bare_dspy(url: str, n: int, threads: int) -> tuple[float, float]:
     import dspy
 
-    lm = dspy.LM("openai/local", api_base=url, api_key="local", cache=False, num_retries=0)
+    lm = dspy.LM(MODEL, api_base=url, api_key="local", cache=False, num_retries=0)
     predict = dspy.Predict("question -> answer")
     questions = [f"What is {i} + {i}?" for i in range(n)]
     with dspy.context(lm=lm):
@@ -57,10 +60,10 @@ def bare_dspy(url: str, n: int, threads: int) -> tuple[float, float]:
     return loop_rate, batch_rate
 
 
-def platform(url: str, n: int, concurrency: int) -> float:
+def platform(url: str, n: int, concurrency: int, workers: int) -> float:
     """Submit n runs through the REST API and time until the worker has completed them all."""
     os.environ.update({
-        "DSPEX_DEFAULT_LM": "openai/local",
+        "DSPEX_DEFAULT_LM": MODEL,
         "DSPEX_DEFAULT_LM_API_BASE": url,
         "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only"),
         "DEBUG": "0",
@@ -83,7 +86,6 @@ def platform(url: str, n: int, concurrency: int) -> float:
     call_command("migrate", verbosity=0)
     Execution.objects.all().delete()
     user, _ = get_user_model().objects.get_or_create(username="bench")
-    program = None
     from cognitive.models import Module, Program
 
     program = Program.objects.filter(owner=user, name="bench").first()
@@ -96,12 +98,15 @@ def platform(url: str, n: int, concurrency: int) -> float:
         )
     client = APIClient()
     client.force_authenticate(user)
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "dspex_site", "worker", "--pool=threads",
-         f"--concurrency={concurrency}", "-Q", "executions,default", "--loglevel=WARNING",
-         "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=os.environ.copy(),
-    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "dspex_site", "worker", "--pool=threads",
+             f"--concurrency={concurrency}", "-Q", "executions,default", "--loglevel=WARNING",
+             "--without-gossip", "--without-mingle", "-n", f"bench{i}@%h"],
+            cwd=ROOT, env=os.environ.copy(),
+        )
+        for i in range(workers)
+    ]
     try:
         time.sleep(3)  # worker boot is not what we measure
         start = time.perf_counter()
@@ -116,8 +121,10 @@ def platform(url: str, n: int, concurrency: int) -> float:
             time.sleep(0.05)
         return n / (time.perf_counter() - start)
     finally:
-        worker.terminate()
-        worker.wait(30)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(30)
 
 
 def ensure_bench_database() -> None:
@@ -139,7 +146,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--latencies", default="0,200")
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=32, help="threads per worker process")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
     args = parser.parse_args()
     ensure_bench_database()
     rows = []
@@ -149,7 +157,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}/v1"
         try:
             loop, batch = bare_dspy(url, args.n if latency == 0 else min(args.n, 50), args.concurrency)
-            rate = platform(url, args.n, args.concurrency)
+            rate = platform(url, args.n, args.concurrency, args.workers)
             stats = urllib.request.urlopen(f"http://127.0.0.1:{port}/stats").read().decode()
         finally:
             lm.kill()

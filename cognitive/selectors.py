@@ -63,15 +63,17 @@ def lm_list() -> QuerySet[LanguageModel]:
     return LanguageModel.objects.all()
 
 
-def module_list(*, user: AbstractBaseUser) -> QuerySet[Module]:
-    return _with_execution_stats(_owned(Module.objects.select_related("signature", "lm", "owner"), user))
+def module_list(*, user: AbstractBaseUser, with_stats: bool = True) -> QuerySet[Module]:
+    queryset = _owned(Module.objects.select_related("signature", "lm", "owner"), user)
+    return _with_execution_stats(queryset) if with_stats else queryset
 
 
-def program_list(*, user: AbstractBaseUser) -> QuerySet[Program]:
+def program_list(*, user: AbstractBaseUser, with_stats: bool = True) -> QuerySet[Program]:
+    """`with_stats=False` for actions: the statistics aggregate over every execution of the program."""
     queryset = Program.objects.select_related("owner", "active_version")
     if not is_staff(user):
         queryset = queryset.filter(owner=user).exclude(status=ProgramStatus.ARCHIVED)
-    return _with_execution_stats(queryset, runs_only=True)
+    return _with_execution_stats(queryset, runs_only=True) if with_stats else queryset
 
 
 def program_with_stats(pk: object) -> Program:

@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -46,6 +47,12 @@ class OwnedViewSet(viewsets.ModelViewSet):
         instance = self.get_object()
         updated = self.perform_service_update(instance, self._validated(request, partial=True, instance=instance))
         return self._respond(updated)
+
+    def _unannotated(self, queryset: Any) -> Any:
+        """The object for an action, without the list's statistics (they aggregate every execution)."""
+        obj = get_object_or_404(queryset, pk=self.kwargs["pk"])
+        self.check_object_permissions(self.request, obj)
+        return obj
 
     def perform_service_create(self, data: dict[str, Any]) -> Any:
         raise NotImplementedError
@@ -126,7 +133,7 @@ class ModuleViewSet(OwnedViewSet):
         return run_api.run_result(execution)
 
     def _module(self) -> Module:
-        return Module.objects.get(pk=self.get_object().pk)
+        return self._unannotated(selectors.module_list(user=self.request.user, with_stats=False))
 
 
 class ProgramViewSet(OwnedViewSet):
@@ -157,7 +164,7 @@ class ProgramViewSet(OwnedViewSet):
         return Response(self.get_serializer(selectors.program_with_stats(archived.pk)).data)
 
     def _program(self) -> Program:
-        return Program.objects.get(pk=self.get_object().pk)
+        return self._unannotated(selectors.program_list(user=self.request.user, with_stats=False))
 
     @extend_schema(
         request=run_api.RunSerializer,

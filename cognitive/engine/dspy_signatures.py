@@ -7,8 +7,10 @@ reaches it. Types are built here from the already-validated TypeExpr tree.
 
 from __future__ import annotations
 
+import json
 import typing
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import dspy
@@ -60,4 +62,13 @@ def build_dspy_signature_from_fields(
     instructions: str,
 ) -> type[dspy.Signature]:
     """Build from stored `Field.as_dict()` rows; types are re-parsed and re-validated."""
+    key = json.dumps([list(input_fields), list(output_fields), instructions], sort_keys=True)
+    return _build_from_fields_json(key)
+
+
+@lru_cache(maxsize=512)
+def _build_from_fields_json(key: str) -> type[dspy.Signature]:
+    # Every run rebuilds its modules; creating the pydantic class each time cost milliseconds.
+    # Signature classes are immutable (`with_instructions` etc. return new ones), so sharing is safe.
+    input_fields, output_fields, instructions = json.loads(key)
     return build_dspy_signature(signature_from_fields(input_fields, output_fields, instructions))
