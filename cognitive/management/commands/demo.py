@@ -9,6 +9,10 @@ row it needs is created once and brought up to date.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 from contextlib import ExitStack
 from typing import Any
 
@@ -17,12 +21,12 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from cognitive.errors import ApplicationError
-from cognitive.models import Corpus, Execution, LanguageModel, Module, Program, ProgramStatus, Signature
+from cognitive.models import FINAL_STATUSES, Corpus, Execution, LanguageModel, Module, Program, ProgramStatus, Signature
 from cognitive.services.corpora import corpus_create
 from cognitive.services.lms import lm_save
 from cognitive.services.modules import module_create
 from cognitive.services.programs import program_activate, program_create, program_update
-from cognitive.services.runs import program_run
+from cognitive.services.runs import program_run, program_submit
 from cognitive.services.signatures import signature_create
 
 DEMO_USER = "demo"
@@ -62,16 +66,52 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--question", default="What is the capital of France?")
+        parser.add_argument(
+            "--inline", action="store_true", help="run in this process instead of through the queue and a worker"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        question = {"question": options["question"]}
         with ExitStack() as stack:
             api_base = self._lm_endpoint(stack)
             try:
                 program = self._setup(api_base)
-                execution = program_run(program=program, owner=program.owner, input={"question": options["question"]})
+                if options["inline"]:
+                    execution = program_run(program=program, owner=program.owner, input=question)
+                else:
+                    execution = self._run_queued(program, question, stack)
             except ApplicationError as exc:
                 raise CommandError(f"{exc.message} {exc.extra or ''}".strip()) from exc
             self._report(options["question"], execution)
+
+    def _run_queued(self, program: Program, question: dict[str, Any], stack: ExitStack) -> Execution:
+        """The production path: a durable row, its id on the broker, a real Celery worker process."""
+        execution, _ = program_submit(program=program, owner=program.owner, input=question, wait=False)
+        self.stdout.write(f"Queued execution {execution.pk} on {settings.CELERY_BROKER_URL.split('@')[-1]}")
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "--quiet", "-A", "dspex_site", "worker", "--pool=threads", "--concurrency=4",
+             "-Q", "executions,default", "--loglevel=WARNING", "--without-gossip", "--without-mingle"],
+            cwd=settings.BASE_DIR,
+        )
+        stack.callback(self._stop, worker)
+        self.stdout.write(f"Started a Celery worker (pid {worker.pid}); waiting for it to finish the run…")
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            execution.refresh_from_db()
+            if execution.status in FINAL_STATUSES:
+                return execution
+            if worker.poll() is not None:
+                raise CommandError(f"the worker exited with code {worker.returncode}")
+            time.sleep(0.2)
+        raise CommandError(f"execution {execution.pk} did not finish in 180 s (status {execution.status})")
+
+    @staticmethod
+    def _stop(worker: subprocess.Popen) -> None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
 
     # -- setup
 

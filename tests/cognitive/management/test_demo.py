@@ -13,8 +13,8 @@ def test_demo_runs_the_rag_example_and_prints_its_trace(monkeypatch):
     monkeypatch.delenv("DSPEX_DEFAULT_LM_API_BASE", raising=False)
     out = io.StringIO()
 
-    call_command("demo", stdout=out)
-    call_command("demo", "--question", "What is 2 + 3?", stdout=out)  # idempotent: same rows, a second run
+    call_command("demo", "--inline", stdout=out)
+    call_command("demo", "--inline", "--question", "What is 2 + 3?", stdout=out)  # idempotent: same rows, a second run
 
     text = out.getvalue()
     assert "Started the local LM at http://127.0.0.1:" in text
