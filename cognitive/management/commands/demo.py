@@ -89,8 +89,9 @@ class Command(BaseCommand):
         execution, _ = program_submit(program=program, owner=program.owner, input=question, wait=False)
         self.stdout.write(f"Queued execution {execution.pk} on {settings.CELERY_BROKER_URL.split('@')[-1]}")
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "--quiet", "-A", "dspex_site", "worker", "--pool=threads", "--concurrency=4",
-             "-Q", "executions,default", "--loglevel=WARNING", "--without-gossip", "--without-mingle"],
+            [sys.executable, "-m", "celery", "--quiet", "-A", "dspex_site", "worker", "--pool=threads",
+             "--concurrency=4", "-Q", "executions,default", "--loglevel=WARNING", "--without-gossip",
+             "--without-mingle"],
             cwd=settings.BASE_DIR,
         )
         stack.callback(self._stop, worker)
