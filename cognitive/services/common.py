@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.db import IntegrityError, models, transaction
 from django_fsm import ConcurrentTransition, FSMFieldMixin
 
-from cognitive.errors import Conflict
+from cognitive.errors import Conflict, InvalidInput
 
 M = TypeVar("M", bound=models.Model)
 
@@ -27,3 +27,10 @@ def save_unique(obj: M, *, what: str) -> M:
             {"state": state},
         ) from None
     return obj
+
+
+def require_json_object(value: Any, path: str) -> dict[str, Any]:
+    """A 400 naming the path unless the value is a JSON object."""
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{path} must be a JSON object", {"path": path})
+    return value

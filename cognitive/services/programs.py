@@ -4,18 +4,10 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from cognitive.errors import InvalidInput
 from cognitive.models import Program
-from cognitive.services.common import save_unique
+from cognitive.services.common import require_json_object, save_unique
 from cognitive.services.pipelines import pipeline_check
 from cognitive.services.transitions import apply_transition
-
-
-def _check_object(value: Any, path: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise InvalidInput(f"{path} must be a JSON object", {"path": path})
-    return value
-
 
 
 def program_create(
@@ -30,8 +22,8 @@ def program_create(
         owner=owner,
         name=name,
         description=description,
-        pipeline=_check_object(pipeline if pipeline is not None else {}, "pipeline"),
-        variables=_check_object(variables if variables is not None else {}, "variables"),
+        pipeline=require_json_object(pipeline if pipeline is not None else {}, "pipeline"),
+        variables=require_json_object(variables if variables is not None else {}, "variables"),
     )
     pipeline_check(owner=owner, pipeline=program.pipeline)
     return save_unique(program, what="you already have a program")
@@ -40,7 +32,7 @@ def program_create(
 def program_update(*, program: Program, **fields: Any) -> Program:
     for key in ("pipeline", "variables"):
         if key in fields:
-            _check_object(fields[key], key)
+            require_json_object(fields[key], key)
     if "pipeline" in fields:
         pipeline_check(owner=program.owner, pipeline=fields["pipeline"])
     for key, value in fields.items():

@@ -4,16 +4,9 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from cognitive.errors import InvalidInput
 from cognitive.models import Signature
-from cognitive.services.common import save_unique
+from cognitive.services.common import require_json_object, save_unique
 from cognitive.signatures import parse_signature
-
-
-def _check_metadata(metadata: Any) -> dict[str, Any]:
-    if not isinstance(metadata, dict):
-        raise InvalidInput("metadata must be a JSON object", {"path": "metadata"})
-    return metadata
 
 
 def _apply_spec(signature: Signature, spec: str, instructions: str, descriptions: dict[str, str] | None) -> None:
@@ -34,7 +27,7 @@ def signature_create(
     descriptions: dict[str, str] | None = None,
     metadata: dict[str, Any] | None = None,
 ) -> Signature:
-    signature = Signature(owner=owner, name=name, metadata=_check_metadata(metadata or {}))
+    signature = Signature(owner=owner, name=name, metadata=require_json_object(metadata or {}, "metadata"))
     _apply_spec(signature, spec, instructions, descriptions)
     return save_unique(signature, what="you already have a signature")
 
@@ -51,7 +44,7 @@ def signature_update(
     if name is not None:
         signature.name = name
     if metadata is not None:
-        signature.metadata = _check_metadata(metadata)
+        signature.metadata = require_json_object(metadata, "metadata")
     if spec is not None or instructions is not None or descriptions is not None:
         _apply_spec(
             signature,

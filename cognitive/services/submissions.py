@@ -11,6 +11,7 @@ from django.db.models import Count
 
 from cognitive.errors import Conflict, InvalidInput
 from cognitive.models import Batch, Execution, ExecutionStatus, Program, ProgramStatus
+from cognitive.services.common import require_json_object
 from cognitive.services.executions import execution_cancel
 from cognitive.services.jobs import publish_on_commit
 
@@ -29,12 +30,6 @@ def _check_priority(priority: Any) -> int:
     return priority
 
 
-def _check_input(value: Any, path: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise InvalidInput(f"{path} must be a JSON object", {"path": path})
-    return value
-
-
 def program_run_enqueue(
     *,
     program: Program,
@@ -45,7 +40,7 @@ def program_run_enqueue(
 ) -> tuple[Execution, bool]:
     """Queue one run. Returns (execution, created); a repeated Idempotency-Key returns the first one."""
     _check_runnable(program)
-    _check_input(input, "input")
+    require_json_object(input, "input")
     priority = _check_priority(priority)
     if idempotency_key:
         existing = Execution.objects.filter(owner=owner, idempotency_key=idempotency_key).first()
@@ -81,7 +76,7 @@ def program_run_batch(
             f"a batch holds at most {settings.DSPEX_BATCH_MAX} inputs, got {len(inputs)}", {"path": "inputs"}
         )
     for index, item in enumerate(inputs):
-        _check_input(item, f"inputs[{index}]")
+        require_json_object(item, f"inputs[{index}]")
     with transaction.atomic():
         batch = Batch.objects.create(owner=owner, program=program, size=len(inputs), priority=priority)
         executions = Execution.objects.bulk_create(
