@@ -387,5 +387,5 @@ class DocumentAdmin(admin.ModelAdmin):
     def embedded(self, obj: Document) -> bool:
         return obj.embedding is not None
 
-# The dataset admin lives in its own module; importing it registers it.
-from cognitive import admin_datasets  # noqa: E402, F401
+# The dataset and optimization admins live in their own modules; importing them registers them.
+from cognitive import admin_datasets, admin_optimization  # noqa: E402, F401

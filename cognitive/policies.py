@@ -10,6 +10,9 @@ from rest_framework.request import Request
 
 from cognitive.models import ProgramStatus
 
+# An optimization works on a copy in the background; the program keeps serving its active version.
+RUNNABLE_PROGRAM_STATUSES = (ProgramStatus.ACTIVE, ProgramStatus.OPTIMIZING)
+
 
 def is_staff(user: AbstractBaseUser | AnonymousUser) -> bool:
     return bool(user and user.is_authenticated and user.is_staff)

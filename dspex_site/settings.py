@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -73,6 +74,9 @@ DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Workers and the web process share the file; wait for the lock instead of failing at once.
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+    # A file, not Django's shared-cache in-memory default: with threads (parallel pipeline groups)
+    # shared cache answers "table is locked" at once instead of waiting for the lock like a file does.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -92,7 +96,6 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
-FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 default, opted into now
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
@@ -165,7 +168,7 @@ CELERY_TASK_DEFAULT_PRIORITY = 5
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Above the longest task time limit, so a slow task is never delivered twice by Redis itself.
-        "visibility_timeout": CELERY_TASK_TIME_LIMIT * 2,
+        "visibility_timeout": max(CELERY_TASK_TIME_LIMIT, env_int("DSPEX_OPTIMIZATION_TIME_LIMIT", 3660)) * 2,
         "queue_order_strategy": "priority",
         "priority_steps": list(range(10)),
         "sep": ":",
@@ -174,6 +177,12 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "sweep-executions": {"task": "workers.maintenance.sweep", "schedule": env_int("DSPEX_SWEEP_EVERY_SECONDS", 5)},
     "reap-executions": {"task": "workers.maintenance.reap", "schedule": env_int("DSPEX_REAP_EVERY_SECONDS", 5)},
+    "sweep-optimizations": {
+        "task": "workers.maintenance.sweep_optimizations", "schedule": env_int("DSPEX_SWEEP_EVERY_SECONDS", 5)
+    },
+    "reap-optimizations": {
+        "task": "workers.maintenance.reap_optimizations", "schedule": env_int("DSPEX_REAP_EVERY_SECONDS", 5)
+    },
 }
 
 # The job platform (see DESIGN.md "Durability").
@@ -183,6 +192,18 @@ DSPEX_RETRY_BASE_SECONDS = env_int("DSPEX_RETRY_BASE_SECONDS", 2, minimum=0)
 DSPEX_RETRY_MAX_SECONDS = env_int("DSPEX_RETRY_MAX_SECONDS", 300, minimum=1)
 DSPEX_SWEEP_REPUBLISH_AFTER_SECONDS = env_int("DSPEX_SWEEP_REPUBLISH_AFTER_SECONDS", 30, minimum=1)
 DSPEX_BATCH_MAX = env_int("DSPEX_BATCH_MAX", 1000, minimum=1)
+
+# Optimization runs (see cognitive/services/optimization.py).
+DSPEX_OPTIMIZATION_LEASE_SECONDS = env_int("DSPEX_OPTIMIZATION_LEASE_SECONDS", 60, minimum=1)
+DSPEX_OPTIMIZATION_MAX_ATTEMPTS = env_int("DSPEX_OPTIMIZATION_MAX_ATTEMPTS", 3, minimum=1)
+DSPEX_OPTIMIZATION_THREADS = env_int("DSPEX_OPTIMIZATION_THREADS", 4, minimum=1)
+DSPEX_OPTIMIZATION_SOFT_TIME_LIMIT = env_int("DSPEX_OPTIMIZATION_SOFT_TIME_LIMIT", 3600, minimum=1)
+DSPEX_OPTIMIZATION_TIME_LIMIT = env_int("DSPEX_OPTIMIZATION_TIME_LIMIT", 3660, minimum=1)  # also sizes visibility
+try:
+    # A new version is promoted only when it beats the active one on val by more than this.
+    DSPEX_PROMOTION_MARGIN = float(env_str("DSPEX_PROMOTION_MARGIN", "0.0"))
+except ValueError:
+    raise ImproperlyConfigured("DSPEX_PROMOTION_MARGIN must be a number, e.g. 0.02") from None
 
 DSPEX_DEFAULT_LM = env_str("DSPEX_DEFAULT_LM", "openai/local")
 DSPEX_DEFAULT_LM_API_BASE = env_str("DSPEX_DEFAULT_LM_API_BASE", "http://127.0.0.1:8765/v1")
@@ -194,5 +215,5 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"LiteLLM": {"level": "WARNING"}, "httpx": {"level": "WARNING"}},
+    "loggers": {"LiteLLM": {"level": "WARNING"}, "httpx": {"level": "WARNING"}, "dspy": {"level": "WARNING"}},
 }

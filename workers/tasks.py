@@ -1,5 +1,5 @@
 """Imported by Celery's autodiscovery: registers every task module."""
 
-from workers import executions, maintenance
+from workers import executions, maintenance, optimization
 
-__all__ = ["executions", "maintenance"]
+__all__ = ["executions", "maintenance", "optimization"]

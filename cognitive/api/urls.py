@@ -5,6 +5,13 @@ from rest_framework.routers import DefaultRouter
 from cognitive.api import views
 from cognitive.api.batches import BatchViewSet
 from cognitive.api.datasets import DatasetViewSet, ExecutionFeedbackView
+from cognitive.api.optimization import (
+    OptimizationRunViewSet,
+    ProgramOptimizeView,
+    ProgramPromoteView,
+    ProgramRollbackView,
+    ProgramScheduleView,
+)
 from cognitive.api.retrieval import CorpusViewSet
 
 router = DefaultRouter()
@@ -18,9 +25,14 @@ router.register("executions", views.ExecutionViewSet, basename="execution")
 router.register("batches", BatchViewSet, basename="batch")
 router.register("corpora", CorpusViewSet, basename="corpus")
 router.register("datasets", DatasetViewSet, basename="dataset")
+router.register("optimization-runs", OptimizationRunViewSet, basename="optimization-run")
 
 urlpatterns = [
     path("auth/token/", obtain_auth_token, name="api-token"),
     path("executions/<uuid:pk>/feedback/", ExecutionFeedbackView.as_view(), name="execution-feedback"),
+    path("programs/<uuid:pk>/optimize/", ProgramOptimizeView.as_view(), name="program-optimize"),
+    path("programs/<uuid:pk>/promote/", ProgramPromoteView.as_view(), name="program-promote"),
+    path("programs/<uuid:pk>/rollback/", ProgramRollbackView.as_view(), name="program-rollback"),
+    path("programs/<uuid:pk>/schedule/", ProgramScheduleView.as_view(), name="program-schedule"),
     path("", include(router.urls)),
 ]

@@ -35,12 +35,19 @@ def check_value_type(key: str, value: Any, param: inspect.Parameter, where: str)
     expected = _JSON_TYPES.get(type(default))
     if expected is None:
         return
+    if value is None and _allows_none(param.annotation):
+        return  # e.g. MIPROv2's `auto: Optional[Literal[...]] = "light"`: None turns the preset off
     # bool is an int in Python, but `true` is not a sensible max_rounds.
     if (isinstance(value, bool) and bool not in expected) or not isinstance(value, expected):
         raise InvalidInput(
             f"{where}: '{key}' must be {type(default).__name__}, got {type(value).__name__}",
             {"field": key, "path": f"config.{key}"},
         )
+
+
+def _allows_none(annotation: Any) -> bool:
+    text = annotation if isinstance(annotation, str) else repr(annotation)
+    return "None" in text or "Optional" in text
 
 
 def require_object(config: Any, where: str) -> dict[str, Any]:

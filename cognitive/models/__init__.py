@@ -4,6 +4,13 @@ from cognitive.models.execution import FINAL_STATUSES, Execution, ExecutionStatu
 from cognitive.models.lm import LanguageModel
 from cognitive.models.module import Module, ModuleState, ModuleType
 from cognitive.models.optimization import Optimizer, OptimizerType
+from cognitive.models.optimization_run import (
+    ActiveVersionChange,
+    OptimizationRun,
+    OptimizationRunStatus,
+    OptimizationSchedule,
+    VersionChangeKind,
+)
 from cognitive.models.program import (
     ImmutableRowError,
     Program,
@@ -16,6 +23,7 @@ from cognitive.models.signature import Signature
 
 __all__ = [
     "FINAL_STATUSES",
+    "ActiveVersionChange",
     "Batch",
     "Corpus",
     "Dataset",
@@ -30,11 +38,15 @@ __all__ = [
     "Module",
     "ModuleState",
     "ModuleType",
+    "OptimizationRun",
+    "OptimizationRunStatus",
+    "OptimizationSchedule",
     "Optimizer",
     "OptimizerType",
     "Program",
     "ProgramStatus",
     "ProgramVersion",
     "Signature",
+    "VersionChangeKind",
     "VersionSource",
 ]

@@ -39,21 +39,29 @@ def lease_seconds() -> int:
 # -- publishing ---------------------------------------------------------------------------
 
 
-def publish_execution(execution_id: Any, *, priority: int = 5, countdown: float | None = None) -> None:
-    """Send the id to the executions queue. Losing this message is survivable: the sweeper re-sends."""
+def publish_execution(
+    execution_id: Any, *, priority: int = 5, countdown: float | None = None, stamp: bool = True
+) -> None:
+    """Send the id to the executions queue. Losing this message is survivable: the sweeper re-sends.
+
+    `stamp=False` when the row was written with `published_at` already (new rows), saving a write.
+    """
     from workers.executions import run_execution
 
     try:
         run_execution.apply_async(args=[str(execution_id)], priority=priority, countdown=countdown)
-        Execution.objects.filter(pk=execution_id).update(published_at=timezone.now())
+        if stamp:
+            Execution.objects.filter(pk=execution_id).update(published_at=timezone.now())
     except Exception:
         logger.warning("could not publish execution %s; the sweeper will", execution_id, exc_info=True)
 
 
 def publish_on_commit(execution_ids: list[Any], *, priority: int = 5) -> None:
+    """For rows created with `published_at` set: if this publish is lost, the sweeper re-sends later."""
+
     def publish() -> None:
         for execution_id in execution_ids:
-            publish_execution(execution_id, priority=priority)
+            publish_execution(execution_id, priority=priority, stamp=False)
 
     transaction.on_commit(publish)
 

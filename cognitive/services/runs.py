@@ -30,9 +30,9 @@ from cognitive.models import (
     Module,
     ModuleState,
     Program,
-    ProgramStatus,
     ProgramVersion,
 )
+from cognitive.policies import RUNNABLE_PROGRAM_STATUSES
 from cognitive.services.pipelines import module_signature, pipeline_compile, pipeline_modules, prepare_module_row
 
 
@@ -230,7 +230,7 @@ def module_execute(
 
 def program_check_runnable(program: Program) -> PipelinePlan:
     """An active program with a pipeline that still compiles; Conflict (409) otherwise."""
-    if program.status != ProgramStatus.ACTIVE:
+    if program.status not in RUNNABLE_PROGRAM_STATUSES:
         raise Conflict(f"only an active program can run; this one is {program.status}", {"state": program.status})
     if not program.pipeline:
         raise Conflict("the program has no pipeline steps yet", {"state": program.status})

@@ -8,16 +8,18 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Count
+from django.utils import timezone
 
 from cognitive.errors import Conflict, InvalidInput
-from cognitive.models import Batch, Execution, ExecutionStatus, Program, ProgramStatus
+from cognitive.models import Batch, Execution, ExecutionStatus, Program
+from cognitive.policies import RUNNABLE_PROGRAM_STATUSES
 from cognitive.services.common import require_json_object
 from cognitive.services.executions import execution_cancel
 from cognitive.services.jobs import publish_on_commit
 
 
 def _check_runnable(program: Program) -> None:
-    if program.status != ProgramStatus.ACTIVE:
+    if program.status not in RUNNABLE_PROGRAM_STATUSES:
         raise Conflict(
             f"only an active program can run; this one is {program.status}",
             {"state": program.status},
@@ -56,6 +58,7 @@ def program_run_enqueue(
                 priority=priority,
                 max_attempts=settings.DSPEX_MAX_ATTEMPTS,
                 idempotency_key=idempotency_key[:200],
+                published_at=timezone.now(),
             )
             publish_on_commit([execution.pk], priority=priority)
     except IntegrityError:
@@ -77,6 +80,7 @@ def program_run_batch(
         )
     for index, item in enumerate(inputs):
         require_json_object(item, f"inputs[{index}]")
+    now = timezone.now()
     with transaction.atomic():
         batch = Batch.objects.create(owner=owner, program=program, size=len(inputs), priority=priority)
         executions = Execution.objects.bulk_create(
@@ -89,6 +93,7 @@ def program_run_batch(
                     input=item,
                     priority=priority,
                     max_attempts=settings.DSPEX_MAX_ATTEMPTS,
+                    published_at=now,
                 )
                 for item in inputs
             ]

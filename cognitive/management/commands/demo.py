@@ -69,6 +69,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--inline", action="store_true", help="run in this process instead of through the queue and a worker"
         )
+        parser.add_argument("--no-optimization", action="store_true", help="skip the optimization act")
 
     def handle(self, *args: Any, **options: Any) -> None:
         question = {"question": options["question"]}
@@ -83,6 +84,8 @@ class Command(BaseCommand):
             except ApplicationError as exc:
                 raise CommandError(f"{exc.message} {exc.extra or ''}".strip()) from exc
             self._report(options["question"], execution)
+            if not options["no_optimization"]:
+                self._optimize(program, options["inline"])
 
     def _run_queued(self, program: Program, question: dict[str, Any], stack: ExitStack) -> Execution:
         """The production path: a durable row, its id on the broker, a real Celery worker process."""
@@ -90,7 +93,7 @@ class Command(BaseCommand):
         self.stdout.write(f"Queued execution {execution.pk} on {settings.CELERY_BROKER_URL.split('@')[-1]}")
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "--quiet", "-A", "dspex_site", "worker", "--pool=threads",
-             "--concurrency=4", "-Q", "executions,default", "--loglevel=WARNING", "--without-gossip",
+             "--concurrency=4", "-Q", "executions,optimization,default", "--loglevel=WARNING", "--without-gossip",
              "--without-mingle"],
             cwd=settings.BASE_DIR,
         )
@@ -105,6 +108,13 @@ class Command(BaseCommand):
                 raise CommandError(f"the worker exited with code {worker.returncode}")
             time.sleep(0.2)
         raise CommandError(f"execution {execution.pk} did not finish in 180 s (status {execution.status})")
+
+    def _optimize(self, program: Program, inline: bool) -> None:
+        from cognitive.demo.optimization import report, run_optimization
+
+        lm = LanguageModel.objects.get(name=DEMO_LM)
+        run = run_optimization(owner=program.owner, lm=lm, write=self.stdout.write, inline=inline)
+        report(run, self.stdout.write)
 
     @staticmethod
     def _stop(worker: subprocess.Popen) -> None:

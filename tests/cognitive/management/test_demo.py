@@ -5,7 +5,7 @@ import io
 import pytest
 from django.core.management import call_command
 
-from cognitive.models import Execution, Program, ProgramStatus
+from cognitive.models import Execution, OptimizationRun, Program, ProgramStatus
 
 
 @pytest.mark.django_db(transaction=True)  # the parallel retrieval reads documents from worker threads
@@ -28,3 +28,9 @@ def test_demo_runs_the_rag_example_and_prints_its_trace(monkeypatch):
     runs = Execution.objects.filter(program=program, parent__isnull=True)
     assert [run.status for run in runs] == ["completed", "completed"]
     assert all(run.children.count() == 4 for run in runs)
+    # The second act: an optimization that beats its baseline and is promoted, then one that cannot.
+    assert "Baseline (val):" in text and "Optimized (val): 1.00" in text
+    first, second = OptimizationRun.objects.filter(program__name="arithmetic-demo").order_by("created_at")
+    assert first.status == second.status == "succeeded"
+    assert first.final_score > first.baseline_score and first.promoted
+    assert not second.promoted and "kept for review" in text
