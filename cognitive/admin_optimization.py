@@ -1,6 +1,8 @@
 """Optimization in the admin: runs with live progress and a score-per-trial chart, cancel, promote, roll back.
 
 The chart is an inline SVG rendered here, so the admin needs no JavaScript from anywhere.
+Promote and roll back are buttons on the change pages (a version, its optimization run, a
+program); each POSTs to an admin URL that calls the service and shows its message.
 """
 
 from __future__ import annotations
@@ -8,15 +10,37 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
 from django.utils.html import format_html
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeString, mark_safe
+from django.views.decorators.http import require_POST
 
-from cognitive.admin import ServiceTransitionAdmin
+from cognitive.admin import ProgramAdmin, ProgramVersionAdmin, ServiceTransitionAdmin
 from cognitive.errors import ApplicationError
-from cognitive.models import ActiveVersionChange, OptimizationRun, OptimizationSchedule, Program
-from cognitive.services.optimization import optimization_cancel, program_promote, program_rollback
+from cognitive.models import (
+    ActiveVersionChange,
+    OptimizationRun,
+    OptimizationSchedule,
+    Program,
+    ProgramStatus,
+    ProgramVersion,
+)
+from cognitive.services.optimization import (
+    optimization_cancel,
+    previous_active_version,
+    program_promote,
+    program_rollback,
+)
+
+# One template for every change page with promote / roll back buttons: django_fsm's change form
+# (transition buttons) plus a small POST form per button among the object tools.
+BUTTONS_TEMPLATE = "admin/cognitive/version_buttons_change_form.html"
+_SWITCHABLE = (ProgramStatus.ACTIVE, ProgramStatus.OPTIMIZING)
 
 CHART_WIDTH, CHART_HEIGHT, PAD = 560, 200, 32
 
@@ -93,6 +117,20 @@ class OptimizationRunAdmin(ServiceTransitionAdmin):
     exclude = ["log", "trials", "published_at"]
     transition_services = {"cancel": lambda run: optimization_cancel(run=run, reason="cancelled in the admin")}
     actions = ["promote_result"]
+    change_form_template = BUTTONS_TEMPLATE
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        run = self.get_object(request, object_id)
+        version = run.result_version if run is not None else None
+        buttons = []
+        if version is not None and _promotable(version) and _may_change_program(request, version.program):
+            buttons.append(_button(
+                reverse("admin:cognitive_programversion_promote", args=[version.pk]),
+                f"Promote this version (v{version.number})", next_url=request.path,
+            ))
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "version_buttons": buttons})
 
     @admin.display(description="progress")
     def progress_bar(self, obj: OptimizationRun) -> str:
@@ -156,6 +194,113 @@ def rollback_programs(modeladmin: admin.ModelAdmin, request: HttpRequest, querys
             modeladmin.message_user(request, f"{program}: rolled back to {label}", level=messages.SUCCESS)
 
 
-# The program admin lives in admin.py; its rollback action is added here, next to the service it calls.
-_program_admin = admin.site.get_model_admin(Program)
-_program_admin.actions = [*(_program_admin.actions or []), rollback_programs]
+def _button(url: str, label: str, *, next_url: str = "") -> dict[str, str]:
+    return {"url": url, "label": label, "next": next_url}
+
+
+def _promotable(version: ProgramVersion) -> bool:
+    program = version.program
+    return program.status in _SWITCHABLE and program.active_version_id != version.pk
+
+
+def _may_change_program(request: HttpRequest, program: Program) -> bool:
+    return admin.site.get_model_admin(Program).has_change_permission(request, program)
+
+
+def _back(request: HttpRequest, default: str) -> HttpResponseRedirect:
+    target = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return HttpResponseRedirect(target if target and safe else default)
+
+
+# The program and version admins live in admin.py; the buttons are added here, next to the services they call.
+
+
+class OptimizingProgramAdmin(ProgramAdmin):
+    """ProgramAdmin with the roll back action and button."""
+
+    change_form_template = BUTTONS_TEMPLATE
+    actions = [*(ProgramAdmin.actions or []), rollback_programs]
+
+    def get_urls(self) -> list[Any]:
+        own = [
+            path(
+                "<uuid:pk>/rollback/", self.admin_site.admin_view(require_POST(self.rollback_view)),
+                name="cognitive_program_rollback",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        program = self.get_object(request, object_id)
+        buttons = []
+        if program is not None and program.status in _SWITCHABLE:
+            found, target = previous_active_version(program)
+            if found:
+                label = f"v{target.number}" if target else "the modules as declared"
+                buttons.append(_button(
+                    reverse("admin:cognitive_program_rollback", args=[program.pk]),
+                    f"Roll back to the previous version ({label})",
+                ))
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "version_buttons": buttons})
+
+    def rollback_view(self, request: HttpRequest, pk: Any) -> HttpResponse:
+        program = get_object_or_404(Program, pk=pk)
+        if not self.has_change_permission(request, program):
+            raise PermissionDenied
+        try:
+            rolled = program_rollback(program=program, actor=request.user)
+        except ApplicationError as exc:
+            self.message_user(request, f"{program}: {exc.message}", level=messages.ERROR)
+        else:
+            label = f"v{rolled.active_version.number}" if rolled.active_version else "the modules as declared"
+            self.message_user(request, f"{program}: rolled back to {label}", level=messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:cognitive_program_change", args=[program.pk]))
+
+
+class PromotableVersionAdmin(ProgramVersionAdmin):
+    """ProgramVersionAdmin (read-only) with a promote button; promoting needs change permission on the program."""
+
+    change_form_template = BUTTONS_TEMPLATE
+
+    def get_urls(self) -> list[Any]:
+        own = [
+            path(
+                "<uuid:pk>/promote/", self.admin_site.admin_view(require_POST(self.promote_view)),
+                name="cognitive_programversion_promote",
+            ),
+        ]
+        return own + super().get_urls()
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        version = self.get_object(request, object_id)
+        buttons = []
+        if version is not None and _promotable(version) and _may_change_program(request, version.program):
+            buttons.append(_button(reverse("admin:cognitive_programversion_promote", args=[version.pk]),
+                                   "Promote this version"))
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "version_buttons": buttons})
+
+    def promote_view(self, request: HttpRequest, pk: Any) -> HttpResponse:
+        version = get_object_or_404(ProgramVersion.objects.select_related("program"), pk=pk)
+        program = version.program
+        if not _may_change_program(request, program):
+            raise PermissionDenied
+        try:
+            program_promote(program=program, version=version, actor=request.user)
+        except ApplicationError as exc:
+            self.message_user(request, f"{program}: {exc.message}", level=messages.ERROR)
+        else:
+            self.message_user(request, f"{program}: v{version.number} is active", level=messages.SUCCESS)
+        return _back(request, reverse("admin:cognitive_programversion_change", args=[version.pk]))
+
+
+admin.site.unregister(Program)
+admin.site.register(Program, OptimizingProgramAdmin)
+admin.site.unregister(ProgramVersion)
+admin.site.register(ProgramVersion, PromotableVersionAdmin)

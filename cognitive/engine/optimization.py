@@ -230,6 +230,7 @@ class OptimizationMeter(StepTrace):
                 "best_score": None if self.best_score is None else round(self.best_score, 4),
                 "lm_calls": self.lm_calls,
                 "optimizer_lm_calls": self.optimizer_lm_calls,
+                "optimizer_cost": round(self.optimizer_cost, 8),
                 "tokens": self.tokens,
                 "cost": round(self.cost, 8),
                 "budget_reached": self.budget_reached,
@@ -342,14 +343,14 @@ class OptimizationSession:
         return CompileOutcome(program=compiled)
 
     def _best_so_far(self) -> CompileOutcome:
-        calls = self.meter.optimizer_lm_calls
+        spent = f"{self.meter.optimizer_lm_calls} optimizer LM calls costing ${self.meter.optimizer_cost:.6f}"
         if self.meter.best_state is not None:
             note = (
-                f"budget reached after {calls} optimizer LM calls; kept the best candidate so far "
+                f"budget reached after {spent}; kept the best candidate so far "
                 f"(train score {self.meter.best_state_score:.3f})"
             )
             return CompileOutcome(program=self.program.with_state(self.meter.best_state), notes=[note])
-        note = f"budget reached after {calls} optimizer LM calls before any candidate was scored; kept the baseline"
+        note = f"budget reached after {spent} before any candidate was scored; kept the baseline"
         return CompileOutcome(program=self.program, notes=[note])
 
     def _record_optimizer_trials(self, compiled: Any) -> None:

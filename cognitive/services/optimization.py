@@ -22,6 +22,7 @@ Semantics worth knowing:
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from datetime import timedelta
 from typing import Any
@@ -105,7 +106,9 @@ def _check_budget(budget: Any) -> dict[str, Any]:
     if calls is not None and (isinstance(calls, bool) or not isinstance(calls, int) or calls < 1):
         raise InvalidInput("budget.max_lm_calls must be an integer >= 1", {"field": "budget.max_lm_calls"})
     cost = budget.get("max_cost")
-    if cost is not None and (isinstance(cost, bool) or not isinstance(cost, int | float) or cost <= 0):
+    if cost is not None and (
+        isinstance(cost, bool) or not isinstance(cost, int | float) or not math.isfinite(cost) or cost <= 0
+    ):
         raise InvalidInput("budget.max_cost must be a number > 0", {"field": "budget.max_cost"})
     return {key: value for key, value in budget.items() if value is not None}
 
