@@ -33,6 +33,7 @@ from django.db import IntegrityError, close_old_connections, connection, transac
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
+from cognitive.engine.errors import transient_failure
 from cognitive.engine.language_models import lm_for
 from cognitive.engine.metrics import get_metric
 from cognitive.engine.optimization import (
@@ -48,7 +49,7 @@ from cognitive.engine.optimization import (
 )
 from cognitive.engine.optimizers import split_optimizer_config
 from cognitive.engine.validation import check_program_input
-from cognitive.errors import ApplicationError, Conflict, InvalidInput
+from cognitive.errors import ApplicationError, Conflict, InvalidInput, RateLimited, RetryableError
 from cognitive.models import (
     ActiveVersionChange,
     Dataset,
@@ -64,7 +65,7 @@ from cognitive.models import (
     VersionChangeKind,
     VersionSource,
 )
-from cognitive.services.jobs import error_payload, worker_identity
+from cognitive.services.jobs import backoff_seconds, error_payload, worker_identity
 from cognitive.services.pipelines import language_model_of, pipeline_compile, pipeline_modules
 
 logger = logging.getLogger(__name__)
@@ -179,7 +180,9 @@ def publish_run(run_id: Any, *, countdown: float | None = None) -> None:
 
     try:
         run_optimization.apply_async(args=[str(run_id)], countdown=countdown)
-        OptimizationRun.objects.filter(pk=run_id).update(published_at=timezone.now())
+        # Stamped with when it becomes due, so the sweeper does not re-send it during a backoff.
+        due = timezone.now() + timedelta(seconds=countdown or 0)
+        OptimizationRun.objects.filter(pk=run_id).update(published_at=due)
     except Exception:
         logger.warning("could not publish optimization run %s; the sweeper will", run_id, exc_info=True)
 
@@ -325,6 +328,30 @@ def _fail(run: OptimizationRun, exc: BaseException, *, meter: OptimizationMeter 
     return "failed" if changed else "lost-claim"
 
 
+def _retry_later(run: OptimizationRun, exc: RetryableError, *, meter: OptimizationMeter) -> str:
+    """The durability contract for runs too: transient errors back off and retry, rate limits snooze."""
+    snoozed = isinstance(exc, RateLimited)
+    delay = backoff_seconds(1 if snoozed else run.attempt, exc.retry_after)
+    error = error_payload(exc)
+    outcome = "snoozed" if snoozed else "retry"
+    now = timezone.now()
+    changed = _claimed(run).update(
+        status=QUEUED,
+        attempt=F("attempt") - 1 if snoozed else F("attempt"),
+        error=error,
+        attempts=[*run.attempts, _attempt_record(run, outcome, error)],
+        log=[*run.log, _line(f"{outcome} in {delay:.0f} s after {error['type']}: {error['message']}")][-MAX_LOG_LINES:],
+        progress={**meter.snapshot(), "phase": "queued"},
+        lease_expires_at=None,
+        worker_id="",
+        updated_at=now,
+    )
+    if not changed:
+        return "lost-claim"
+    publish_run(run.pk, countdown=delay)
+    return outcome
+
+
 class _Monitor:
     """From a side thread: writes progress, extends the lease, and stops the run when the claim is gone."""
 
@@ -436,6 +463,9 @@ def optimization_execute(*, run_id: Any, worker_id: str | None = None) -> str:
     if meter.stop_reason == STOP_LOST:
         return "lost-claim"
     if failure is not None:
+        transient = failure if isinstance(failure, RetryableError) else transient_failure(failure)
+        if transient is not None and (isinstance(transient, RateLimited) or run.attempt < run.max_attempts):
+            return _retry_later(run, transient, meter=meter)
         if not isinstance(failure, ApplicationError):
             logger.exception("optimization %s failed", run.pk, exc_info=failure)
         return _fail(run, failure, meter=meter)

@@ -15,7 +15,7 @@ from django.db import connection
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from cognitive.errors import Conflict, InvalidInput
+from cognitive.errors import Conflict, InvalidInput, RateLimited, RetryableError
 from cognitive.models import (
     Dataset,
     ExecutionStatus,
@@ -349,3 +349,55 @@ def test_schedule_cron_is_validated(local_lm):
             program=program, owner=program.owner, cron="every day", optimizer="labeled_few_shot",
             dataset=make_dataset(program), metric="exact_match",
         )
+
+
+def _compile_failing_once(monkeypatch, exc):
+    from cognitive.engine.optimization import OptimizationSession
+
+    real_compile = OptimizationSession.compile
+    calls = {"n": 0}
+
+    def compile_once(self):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise exc
+        return real_compile(self)
+
+    monkeypatch.setattr(OptimizationSession, "compile", compile_once)
+
+
+@pytest.mark.parametrize(
+    ("exc", "outcome", "attempt_after_failure"),
+    [(RetryableError("LM answered 502"), "retry", 1), (RateLimited("LM answered 429", retry_after=3), "snoozed", 0)],
+)
+def test_transient_failures_retry_with_backoff_and_rate_limits_use_no_attempt(
+    local_lm, monkeypatch, exc, outcome, attempt_after_failure
+):
+    delays: list[float | None] = []
+    monkeypatch.setattr(
+        "cognitive.services.optimization.publish_run", lambda run_id, countdown=None: delays.append(countdown)
+    )
+    _compile_failing_once(monkeypatch, exc)
+    program = make_program(UserFactory(), local_lm.url)
+    run = start(program, make_dataset(program))
+    assert optimization_execute(run_id=run.pk) == outcome
+    run.refresh_from_db()
+    assert run.status == OptimizationRunStatus.QUEUED and run.attempt == attempt_after_failure
+    assert Program.objects.get(pk=program.pk).status == ProgramStatus.OPTIMIZING
+    assert delays and delays[-1] is not None and (outcome == "retry" or delays[-1] >= 3)
+    assert optimization_execute(run_id=run.pk) == "succeeded"
+    run.refresh_from_db()
+    assert [a["outcome"] for a in run.attempts] == [outcome, "succeeded"]
+    assert run.status == SUCCEEDED and Program.objects.get(pk=program.pk).status == ProgramStatus.ACTIVE
+
+
+def test_a_transient_failure_on_the_last_attempt_fails_the_run(local_lm, monkeypatch):
+    monkeypatch.setattr("cognitive.services.optimization.publish_run", lambda run_id, **_: None)
+    _compile_failing_once(monkeypatch, RetryableError("LM answered 503"))
+    program = make_program(UserFactory(), local_lm.url)
+    run = start(program, make_dataset(program))
+    OptimizationRun.objects.filter(pk=run.pk).update(max_attempts=1)
+    assert optimization_execute(run_id=run.pk) == "failed"
+    run.refresh_from_db()
+    assert run.status == OptimizationRunStatus.FAILED and "503" in run.error["message"]
+    assert Program.objects.get(pk=program.pk).status == ProgramStatus.ACTIVE
