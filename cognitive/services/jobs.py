@@ -103,17 +103,18 @@ def execution_is_cancelled(execution_id: Any) -> bool:
     return Execution.objects.filter(pk=execution_id, status=ExecutionStatus.CANCELLED).exists()
 
 
-def _attempt_record(execution: Execution, outcome: str, error: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def attempts_with(job: Any, outcome: str, error: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The job's attempt history plus this attempt (any row with attempt, worker_id, started_at, attempts)."""
     record = {
-        "attempt": execution.attempt,
-        "worker": execution.worker_id,
-        "started_at": execution.started_at.isoformat() if execution.started_at else None,
+        "attempt": job.attempt,
+        "worker": job.worker_id,
+        "started_at": job.started_at.isoformat() if job.started_at else None,
         "ended_at": timezone.now().isoformat(),
         "outcome": outcome,
     }
     if error:
         record["error"] = error
-    return [*execution.attempts, record]
+    return [*job.attempts, record]
 
 
 def execution_complete(*, execution: Execution, output: Any, trace: list, metrics: dict, duration_ms: int) -> bool:
@@ -126,7 +127,7 @@ def execution_complete(*, execution: Execution, output: Any, trace: list, metric
             metrics=metrics,
             duration_ms=duration_ms,
             error=None,
-            attempts=_attempt_record(execution, "completed"),
+            attempts=attempts_with(execution, "completed"),
             finished_at=now,
             lease_expires_at=None,
             updated_at=now,
@@ -158,7 +159,7 @@ def _requeue(execution: Execution, *, delay: float, outcome: str, error: dict, r
         run_after=now + timedelta(seconds=delay),
         lease_expires_at=None,
         worker_id="",
-        attempts=_attempt_record(execution, outcome, error),
+        attempts=attempts_with(execution, outcome, error),
         error=error,
         updated_at=now,
     )
@@ -173,7 +174,7 @@ def _fail(execution: Execution, error: dict[str, Any], outcome: str = "failed") 
         _claimed(execution).update(
             status=ExecutionStatus.FAILED,
             error=error,
-            attempts=_attempt_record(execution, outcome, error),
+            attempts=attempts_with(execution, outcome, error),
             finished_at=now,
             lease_expires_at=None,
             updated_at=now,
@@ -305,7 +306,7 @@ def executions_reap(*, limit: int = 500) -> int:
             changed = guard.update(
                 status=ExecutionStatus.FAILED,
                 error={**error, "attempts_exhausted": True},
-                attempts=_attempt_record(execution, "worker-lost", error),
+                attempts=attempts_with(execution, "worker-lost", error),
                 finished_at=now,
                 lease_expires_at=None,
                 updated_at=now,
@@ -316,7 +317,7 @@ def executions_reap(*, limit: int = 500) -> int:
                 run_after=None,
                 lease_expires_at=None,
                 worker_id="",
-                attempts=_attempt_record(execution, "worker-lost", error),
+                attempts=attempts_with(execution, "worker-lost", error),
                 updated_at=now,
             )
             if changed:

@@ -65,7 +65,7 @@ from cognitive.models import (
     VersionChangeKind,
     VersionSource,
 )
-from cognitive.services.jobs import backoff_seconds, error_payload, worker_identity
+from cognitive.services.jobs import attempts_with, backoff_seconds, error_payload, worker_identity
 from cognitive.services.pipelines import language_model_of, pipeline_compile, pipeline_modules
 
 logger = logging.getLogger(__name__)
@@ -253,13 +253,13 @@ def optimization_cancel(*, run: OptimizationRun, reason: str = "cancelled") -> O
         current = OptimizationRun.objects.select_for_update().get(pk=run.pk)
         if current.status not in (QUEUED, RUNNING):
             raise Conflict(f"cannot cancel an optimization run that is {current.status}", {"state": current.status})
-        record = _attempt_record(current, "cancelled") if current.status == RUNNING else None
+
         OptimizationRun.objects.filter(pk=run.pk, status=current.status).update(
             status=OptimizationRunStatus.CANCELLED,
             finished_at=now,
             lease_expires_at=None,
             log=[*current.log, _line(reason)][-MAX_LOG_LINES:],
-            attempts=[*current.attempts, record] if record else current.attempts,
+            attempts=attempts_with(current, "cancelled") if current.status == RUNNING else current.attempts,
             progress={**current.progress, "phase": "cancelled"},
             updated_at=now,
         )
@@ -293,19 +293,6 @@ def _claimed(run: OptimizationRun) -> Any:
     return OptimizationRun.objects.filter(pk=run.pk, status=RUNNING, attempt=run.attempt)
 
 
-def _attempt_record(run: OptimizationRun, outcome: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "attempt": run.attempt,
-        "worker": run.worker_id,
-        "started_at": run.started_at.isoformat() if run.started_at else None,
-        "ended_at": timezone.now().isoformat(),
-        "outcome": outcome,
-    }
-    if error:
-        record["error"] = error
-    return record
-
-
 def _fail(run: OptimizationRun, exc: BaseException, *, meter: OptimizationMeter | None = None) -> str:
     error = error_payload(exc)
     now = timezone.now()
@@ -316,7 +303,7 @@ def _fail(run: OptimizationRun, exc: BaseException, *, meter: OptimizationMeter 
         changed = _claimed(run).update(
             status=OptimizationRunStatus.FAILED,
             error=error,
-            attempts=[*run.attempts, _attempt_record(run, "failed", error)],
+            attempts=attempts_with(run, "failed", error),
             log=[*run.log, _line(f"failed: {error['type']}: {error['message']}")][-MAX_LOG_LINES:],
             finished_at=now,
             lease_expires_at=None,
@@ -339,7 +326,7 @@ def _retry_later(run: OptimizationRun, exc: RetryableError, *, meter: Optimizati
         status=QUEUED,
         attempt=F("attempt") - 1 if snoozed else F("attempt"),
         error=error,
-        attempts=[*run.attempts, _attempt_record(run, outcome, error)],
+        attempts=attempts_with(run, outcome, error),
         log=[*run.log, _line(f"{outcome} in {delay:.0f} s after {error['type']}: {error['message']}")][-MAX_LOG_LINES:],
         progress={**meter.snapshot(), "phase": "queued"},
         lease_expires_at=None,
@@ -508,7 +495,7 @@ def _complete(
         OptimizationRun.objects.filter(pk=run.pk).update(
             baseline_score=baseline, final_score=final, result_version=version, promoted=promote,
             progress=progress, trials=trials,
-            attempts=[*run.attempts, _attempt_record(run, "succeeded")],
+            attempts=attempts_with(run, "succeeded"),
             log=[*run.log, *(_line(note) for note in notes), _line(verdict)][-MAX_LOG_LINES:],
         )
         _program_done_optimizing(program.pk)
@@ -527,7 +514,7 @@ def optimization_runs_reap(*, limit: int = 100) -> int:
         guard = OptimizationRun.objects.filter(
             pk=run.pk, status=RUNNING, attempt=run.attempt, lease_expires_at__lt=now
         )
-        attempts = [*run.attempts, _attempt_record(run, "worker-lost", error)]
+        attempts = attempts_with(run, "worker-lost", error)
         with transaction.atomic():
             if run.attempt >= run.max_attempts:
                 changed = guard.update(
