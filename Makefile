@@ -44,7 +44,7 @@ beat: setup
 local-lm: setup
 	$(BIN)/python manage.py run_local_lm --port 8765
 
-bench: migrate
+bench: setup
 	$(BIN)/python -m bench
 
 clean:
