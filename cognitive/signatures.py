@@ -27,10 +27,12 @@ with `None` becomes `Optional[...]` (`int | None` -> `Optional[int]`).
 
 from __future__ import annotations
 
+import json
 import keyword
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from types import EllipsisType
 from typing import Any, TypeVar
 
@@ -555,8 +557,15 @@ def signature_from_fields(
 ) -> ParsedSignature:
     """Rebuild a ParsedSignature from stored `Field.as_dict()` rows, re-validating them.
 
-    Errors carry `extra["field"]` (there is no spec text to point into).
+    Errors carry `extra["field"]` (there is no spec text to point into). Every run rebuilds its
+    modules from stored rows, so results are cached by content; ParsedSignature is immutable.
     """
+    return _signature_from_json(json.dumps([list(input_fields), list(output_fields), instructions]))
+
+
+@lru_cache(maxsize=1024)
+def _signature_from_json(key: str) -> ParsedSignature:
+    input_fields, output_fields, instructions = json.loads(key)
     inputs = tuple(_field_from_dict(row) for row in input_fields)
     outputs = tuple(_field_from_dict(row) for row in output_fields)
     for side, fields in (("input", inputs), ("output", outputs)):
