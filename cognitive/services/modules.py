@@ -70,5 +70,13 @@ def module_reset(*, module: Module) -> Module:
     return apply_transition(module, "reset", state_field="state")
 
 
+def modules_reset_for_signature(*, signature: Signature) -> int:
+    """A redefined signature redefines every module built on it: back to `uninitialized` to rebuild."""
+    built = Module.objects.filter(signature=signature, state__in=[ModuleState.READY, ModuleState.ERROR])
+    for module in built:
+        module_reset(module=module)
+    return len(built)
+
+
 def module_fail(*, module: Module, reason: str) -> Module:
     return apply_transition(module, "fail", reason, state_field="state")

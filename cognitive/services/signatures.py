@@ -3,9 +3,11 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 
 from cognitive.models import Signature
 from cognitive.services.common import require_json_object, save_unique
+from cognitive.services.modules import modules_reset_for_signature
 from cognitive.signatures import parse_signature
 
 
@@ -45,11 +47,18 @@ def signature_update(
         signature.name = name
     if metadata is not None:
         signature.metadata = require_json_object(metadata, "metadata")
-    if spec is not None or instructions is not None or descriptions is not None:
+    redefines = spec is not None or instructions is not None or descriptions is not None
+    if redefines:
+        before = (signature.input_fields, signature.output_fields, signature.instructions)
         _apply_spec(
             signature,
             spec if spec is not None else signature.spec,
             instructions if instructions is not None else signature.instructions,
             descriptions,
         )
-    return save_unique(signature, what="you already have a signature")
+        redefines = before != (signature.input_fields, signature.output_fields, signature.instructions)
+    with transaction.atomic():
+        save_unique(signature, what="you already have a signature")
+        if redefines:
+            modules_reset_for_signature(signature=signature)
+    return signature

@@ -384,3 +384,22 @@ def test_a_stale_edit_after_a_transition_is_a_409_not_a_silent_overwrite():
 
     row = Program.objects.get(pk=program.pk)
     assert (row.status, row.description) == (ProgramStatus.ACTIVE, "before")
+
+
+def test_redefining_a_signature_sends_its_built_modules_back_to_uninitialized():
+    from cognitive.services.modules import module_initialize
+    from cognitive.services.signatures import signature_update
+
+    module = module_initialize(module=ModuleFactory())
+    untouched = module_initialize(module=ModuleFactory())
+    assert module.state == untouched.state == ModuleState.READY
+
+    signature_update(signature=module.signature, name="renamed", metadata={"team": "a"})
+    module.refresh_from_db()
+    assert module.state == ModuleState.READY, "a rename or metadata change does not redefine anything"
+
+    signature_update(signature=module.signature, spec="question: str -> answer: str, confidence: float")
+    module.refresh_from_db()
+    untouched.refresh_from_db()
+    assert module.state == ModuleState.UNINITIALIZED
+    assert untouched.state == ModuleState.READY
