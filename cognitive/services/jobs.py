@@ -13,10 +13,10 @@ import socket
 import threading
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Self
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -205,16 +205,19 @@ def execution_record_failure(*, execution: Execution, exc: BaseException) -> str
 # -- running one claimed execution ----------------------------------------------------------
 
 
-class _Heartbeat:
-    """Keeps the lease alive while a long run is in progress, from a side thread."""
+class LeaseKeeper:
+    """Calls `beat()` every `interval` seconds from a side thread while the block runs.
 
-    def __init__(self, execution: Execution) -> None:
-        self.execution = execution
-        self.lost = threading.Event()
+    Long jobs use it to renew their lease; `beat()` returning False (the claim is gone) ends it.
+    """
+
+    def __init__(self, name: str, interval: float) -> None:
+        self.name = name
+        self.interval = interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{execution.pk}", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
-    def __enter__(self) -> _Heartbeat:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -222,21 +225,35 @@ class _Heartbeat:
         self._stop.set()
         self._thread.join()
 
-    def _beat(self) -> None:
-        interval = max(lease_seconds() / 3, 0.5)
+    def beat(self) -> bool:
+        raise NotImplementedError
+
+    def _loop(self) -> None:
         try:
-            while not self._stop.wait(interval):
+            while not self._stop.wait(self.interval):
                 try:
-                    if not execution_heartbeat(self.execution):
-                        self.lost.set()
+                    if not self.beat():
                         return
                 except Exception:
-                    logger.warning("heartbeat for %s failed; will retry", self.execution.pk, exc_info=True)
+                    logger.warning("%s failed; will retry", self.name, exc_info=True)
                     close_old_connections()
         finally:
-            from django.db import connection
-
             connection.close()
+
+
+class _Heartbeat(LeaseKeeper):
+    """Keeps an execution's lease alive; `lost` is set when the claim is gone (cancelled or reaped)."""
+
+    def __init__(self, execution: Execution) -> None:
+        super().__init__(f"heartbeat-{execution.pk}", max(lease_seconds() / 3, 0.5))
+        self.execution = execution
+        self.lost = threading.Event()
+
+    def beat(self) -> bool:
+        if execution_heartbeat(self.execution):
+            return True
+        self.lost.set()
+        return False
 
 
 def execution_process(*, execution_id: Any, worker_id: str | None = None) -> str:

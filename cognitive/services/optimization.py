@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
@@ -65,7 +64,7 @@ from cognitive.models import (
     VersionChangeKind,
     VersionSource,
 )
-from cognitive.services.jobs import attempts_with, backoff_seconds, error_payload, worker_identity
+from cognitive.services.jobs import LeaseKeeper, attempts_with, backoff_seconds, error_payload, worker_identity
 from cognitive.services.pipelines import language_model_of, pipeline_compile, pipeline_modules
 
 logger = logging.getLogger(__name__)
@@ -339,41 +338,19 @@ def _retry_later(run: OptimizationRun, exc: RetryableError, *, meter: Optimizati
     return outcome
 
 
-class _Monitor:
+class _Monitor(LeaseKeeper):
     """From a side thread: writes progress, extends the lease, and stops the run when the claim is gone."""
 
     def __init__(self, run: OptimizationRun, meter: OptimizationMeter, planned: int | None) -> None:
+        super().__init__(f"optimization-{run.pk}", max(min(progress_seconds(), lease_seconds() / 3), 0.05))
         self.run = run
         self.meter = meter
         self.planned = planned
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"optimization-{run.pk}", daemon=True)
-
-    def __enter__(self) -> _Monitor:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
     def progress(self) -> dict[str, Any]:
         return {**self.meter.snapshot(), "trials_planned": self.planned, "updated_at": timezone.now().isoformat()}
 
-    def _loop(self) -> None:
-        interval = max(min(progress_seconds(), lease_seconds() / 3), 0.05)
-        try:
-            while not self._stop.wait(interval):
-                try:
-                    if not self._beat():
-                        return
-                except Exception:
-                    logger.warning("progress/heartbeat for %s failed; will retry", self.run.pk, exc_info=True)
-                    close_old_connections()
-        finally:
-            connection.close()
-
-    def _beat(self) -> bool:
+    def beat(self) -> bool:
         now = timezone.now()
         changed = _claimed(self.run).update(
             progress=self.progress(),
