@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from unittest import mock
 
 import pytest
 from rest_framework.authtoken.models import Token
@@ -47,3 +48,10 @@ def client_for() -> Callable[..., APIClient]:
 @pytest.fixture
 def api(client_for, user) -> APIClient:
     return client_for(user)
+
+
+@pytest.fixture
+def no_broker():
+    """Stands in for the executions queue: what was published is on the mock, and nothing needs a broker."""
+    with mock.patch("workers.executions.run_execution.apply_async") as apply_async:
+        yield apply_async

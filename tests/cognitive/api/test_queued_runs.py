@@ -12,13 +12,7 @@ from cognitive.services.modules import module_create
 from cognitive.services.programs import program_activate, program_create
 from cognitive.services.signatures import signature_create
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def publish():
-    with mock.patch("workers.executions.run_execution.apply_async") as apply_async:
-        yield apply_async
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_broker")]
 
 
 @pytest.fixture
@@ -34,24 +28,24 @@ def run(api, program, body, **headers):
     return api.post(f"/api/programs/{program.pk}/run/", body, format="json", **headers)
 
 
-def test_queued_run_is_202_pending_and_published_after_commit(api, program, publish):
+def test_queued_run_is_202_pending_and_published_after_commit(api, program, no_broker):
     response = run(api, program, {"input": {"question": "What is 1 + 1?"}, "priority": 2})
     assert response.status_code == 202, response.content
     body = response.json()
     assert body["status"] == "pending"
     execution = Execution.objects.get(pk=body["execution"])
     assert execution.status == ExecutionStatus.PENDING and execution.priority == 2
-    assert publish.call_args.kwargs["args"] == [str(execution.pk)]
-    assert publish.call_args.kwargs["priority"] == 2
+    assert no_broker.call_args.kwargs["args"] == [str(execution.pk)]
+    assert no_broker.call_args.kwargs["priority"] == 2
 
 
-def test_idempotency_key_returns_the_same_execution(api, program, publish):
+def test_idempotency_key_returns_the_same_execution(api, program, no_broker):
     first = run(api, program, {"input": {"question": "q"}}, HTTP_IDEMPOTENCY_KEY="abc-1")
     again = run(api, program, {"input": {"question": "q"}}, HTTP_IDEMPOTENCY_KEY="abc-1")
     other = run(api, program, {"input": {"question": "q"}}, HTTP_IDEMPOTENCY_KEY="abc-2")
     assert first.json()["execution"] == again.json()["execution"] != other.json()["execution"]
     assert Execution.objects.filter(parent__isnull=True).count() == 2
-    assert publish.call_count == 2
+    assert no_broker.call_count == 2
 
 
 def test_run_of_a_draft_program_is_409(api, user):
@@ -62,14 +56,14 @@ def test_run_of_a_draft_program_is_409(api, user):
     assert response.status_code == 409 and "draft" in response.json()["message"]
 
 
-def test_batch_counts_progress_and_cancel(api, program, publish):
+def test_batch_counts_progress_and_cancel(api, program, no_broker):
     response = api.post(
         f"/api/programs/{program.pk}/run-batch/", {"inputs": [{"question": str(i)} for i in range(5)]}, format="json"
     )
     assert response.status_code == 202, response.content
     batch = response.json()["batch"]
     assert batch["size"] == 5 and batch["counts"]["pending"] == 5 and batch["progress"] == 0
-    assert publish.call_count == 5
+    assert no_broker.call_count == 5
     first = Execution.objects.filter(batch_id=batch["id"]).first()
     Execution.objects.filter(pk=first.pk).update(status=ExecutionStatus.COMPLETED)
     cancelled = api.post(f"/api/batches/{batch['id']}/cancel/").json()

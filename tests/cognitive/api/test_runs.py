@@ -20,7 +20,7 @@ from cognitive.services.signatures import signature_create
 from local_lm.responder import model_answer, parse_input_values
 from tests.factories import LanguageModelFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 RAG_SPEC = "question: str, context: list[str] -> answer: str, confidence: float"
 DOCUMENTS = [
@@ -48,13 +48,6 @@ def rag_pipeline(corpus: str = "docs", module: str = "rag_qa") -> dict[str, Any]
         ],
         "return": "$answer",
     }
-
-
-@pytest.fixture(autouse=True)
-def no_broker():
-    """Retried runs are re-published; no broker is needed to see that they were."""
-    with mock.patch("workers.executions.run_execution.apply_async") as publish:
-        yield publish
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from unittest import mock
 
 import pytest
 from django.utils import timezone
@@ -13,13 +12,7 @@ from cognitive.models import Execution, ExecutionStatus
 from cognitive.services import jobs
 from tests.factories import ProgramFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def no_broker():
-    with mock.patch("workers.executions.run_execution.apply_async") as publish:
-        yield publish
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from unittest import mock
-
 import pytest
 
 from cognitive.errors import ExecutionFailed, InvalidInput, RetryableError
@@ -15,13 +13,7 @@ from cognitive.services.runs import execution_perform
 from cognitive.services.signatures import signature_create
 from tests.factories import LanguageModelFactory, UserFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def no_broker():
-    with mock.patch("workers.executions.run_execution.apply_async") as publish:
-        yield publish
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 
 @pytest.fixture
