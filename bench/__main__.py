@@ -60,8 +60,12 @@ def bare_dspy(url: str, n: int, threads: int) -> tuple[float, float]:
     return loop_rate, batch_rate
 
 
-def platform(url: str, n: int, concurrency: int, workers: int) -> float:
-    """Submit n runs through the REST API and time until the worker has completed them all."""
+def platform(url: str, n: int, concurrency: int, workers: int) -> dict[str, float]:
+    """Submit n runs through the REST API and time until the workers have completed them all.
+
+    Two ways in, measured one after the other on the same workers: n `run/` requests, and
+    `run-batch/` requests carrying up to DSPEX_BATCH_MAX inputs each.
+    """
     os.environ.update({
         "DSPEX_DEFAULT_LM": MODEL,
         "DSPEX_DEFAULT_LM_API_BASE": url,
@@ -74,20 +78,18 @@ def platform(url: str, n: int, concurrency: int, workers: int) -> float:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dspex_site.settings")
     django.setup()
+    from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from rest_framework.test import APIClient
 
-    from cognitive.models import Execution, ExecutionStatus
+    from cognitive.models import Execution, ExecutionStatus, Module, Program
     from cognitive.services.modules import module_create
     from cognitive.services.programs import program_activate, program_create
     from cognitive.services.signatures import signature_create
 
     call_command("migrate", verbosity=0)
-    Execution.objects.all().delete()
     user, _ = get_user_model().objects.get_or_create(username="bench")
-    from cognitive.models import Module, Program
-
     program = Program.objects.filter(owner=user, name="bench").first()
     if program is None:
         if not Module.objects.filter(owner=user, name="qa").exists():
@@ -98,6 +100,20 @@ def platform(url: str, n: int, concurrency: int, workers: int) -> float:
         )
     client = APIClient()
     client.force_authenticate(user)
+
+    def submit_runs(questions: list[str]) -> None:
+        for question in questions:
+            response = client.post(f"/api/programs/{program.pk}/run/", {"input": {"question": question}},
+                                   format="json")
+            assert response.status_code == 202, response.content
+
+    def submit_batches(questions: list[str]) -> None:
+        size = settings.DSPEX_BATCH_MAX
+        for start in range(0, len(questions), size):
+            inputs = [{"question": q} for q in questions[start:start + size]]
+            response = client.post(f"/api/programs/{program.pk}/run-batch/", {"inputs": inputs}, format="json")
+            assert response.status_code == 202, response.content
+
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "dspex_site", "worker", "--pool=threads",
@@ -107,19 +123,20 @@ def platform(url: str, n: int, concurrency: int, workers: int) -> float:
         )
         for i in range(workers)
     ]
+    rates = {}
     try:
         time.sleep(3)  # worker boot is not what we measure
-        start = time.perf_counter()
-        for i in range(n):
-            response = client.post(f"/api/programs/{program.pk}/run/", {"input": {"question": f"What is {i} + 1?"}},
-                                   format="json")
-            assert response.status_code == 202, response.content
-        while Execution.objects.filter(parent__isnull=True, status=ExecutionStatus.COMPLETED).count() < n:
-            failed = Execution.objects.filter(parent__isnull=True, status=ExecutionStatus.FAILED).first()
-            if failed is not None:
-                raise SystemExit(f"an execution failed: {failed.error}")
-            time.sleep(0.05)
-        return n / (time.perf_counter() - start)
+        for label, submit in (("run", submit_runs), ("run-batch", submit_batches)):
+            Execution.objects.all().delete()
+            start = time.perf_counter()
+            submit([f"What is {i} + 1?" for i in range(n)])
+            while Execution.objects.filter(parent__isnull=True, status=ExecutionStatus.COMPLETED).count() < n:
+                failed = Execution.objects.filter(parent__isnull=True, status=ExecutionStatus.FAILED).first()
+                if failed is not None:
+                    raise SystemExit(f"an execution failed: {failed.error}")
+                time.sleep(0.05)
+            rates[label] = n / (time.perf_counter() - start)
+        return rates
     finally:
         for proc in procs:
             proc.terminate()
@@ -144,10 +161,10 @@ def ensure_bench_database() -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, default=300)
+    parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--latencies", default="0,200")
-    parser.add_argument("--concurrency", type=int, default=32, help="threads per worker process")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--concurrency", type=int, default=16, help="threads per worker process")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (one per core)")
     args = parser.parse_args()
     ensure_bench_database()
     rows = []
@@ -157,16 +174,17 @@ def main() -> None:
         url = f"http://127.0.0.1:{port}/v1"
         try:
             loop, batch = bare_dspy(url, args.n if latency == 0 else min(args.n, 50), args.concurrency)
-            rate = platform(url, args.n, args.concurrency, args.workers)
+            rates = platform(url, args.n, args.concurrency, args.workers)
             stats = urllib.request.urlopen(f"http://127.0.0.1:{port}/stats").read().decode()
         finally:
             lm.kill()
-        rows.append((latency, loop, batch, rate, stats))
-    print(f"\n{'LM latency':>10} | {'DSPy loop/s':>11} | {'DSPy batch/s':>12} | {'platform/s':>10} | ratio vs loop")
-    for latency, loop, batch, rate, stats in rows:
-        print(f"{latency:>8}ms | {loop:>11.1f} | {batch:>12.1f} | {rate:>10.1f} | {rate / loop:.2f}")
+        rows.append((latency, loop, batch, rates, stats))
+    print(f"\n{'LM latency':>10} | {'DSPy loop/s':>11} | {'DSPy batch/s':>12} | {'run/ /s':>8} | {'run-batch/ /s':>13}"
+          " | ratios vs loop (run/, run-batch/)")
+    for latency, loop, batch, rates, stats in rows:
+        print(f"{latency:>8}ms | {loop:>11.1f} | {batch:>12.1f} | {rates['run']:>8.1f} | {rates['run-batch']:>13.1f}"
+              f" | {rates['run'] / loop:.2f}, {rates['run-batch'] / loop:.2f}")
         print(f"{'':>10}   local LM: {stats}")
-
 
 if __name__ == "__main__":
     main()

@@ -70,7 +70,13 @@ TEMPLATES = [
 
 _DEFAULT_DATABASE_URL = f"sqlite:///{VAR_DIR / 'dspex.sqlite3'}"
 DATABASE_URL = env_url("DATABASE_URL", _DEFAULT_DATABASE_URL, schemes=("sqlite", "postgres", "postgresql"))
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0, minimum=0))}
+# Persistent connections: a worker thread runs many short jobs, and opening a PostgreSQL
+# connection per job cost more CPU than the job's own queries. Checked before reuse.
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 300, minimum=0), conn_health_checks=True
+    )
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Workers and the web process share the file; wait for the lock instead of failing at once.
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
@@ -153,6 +159,11 @@ CELERY_TASK_IGNORE_RESULT = True  # the Execution row is the result
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes every database connection before and after every task,
+# whatever CONN_MAX_AGE says (celery#9824 was reverted), so each task paid for a new PostgreSQL
+# connection. This turns that off; dspex_site/celery.py instead recycles connections around each
+# task the way Django does around a request (CONN_MAX_AGE, health checks, broken connections).
+CELERY_DB_REUSE_MAX = 10**9
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
@@ -192,6 +203,8 @@ DSPEX_RETRY_BASE_SECONDS = env_int("DSPEX_RETRY_BASE_SECONDS", 2, minimum=0)
 DSPEX_RETRY_MAX_SECONDS = env_int("DSPEX_RETRY_MAX_SECONDS", 300, minimum=1)
 DSPEX_SWEEP_REPUBLISH_AFTER_SECONDS = env_int("DSPEX_SWEEP_REPUBLISH_AFTER_SECONDS", 30, minimum=1)
 DSPEX_BATCH_MAX = env_int("DSPEX_BATCH_MAX", 1000, minimum=1)
+# A large batch is published with up to this many ids per message (see jobs.ids_per_message).
+DSPEX_IDS_PER_MESSAGE_MAX = env_int("DSPEX_IDS_PER_MESSAGE_MAX", 16, minimum=1)
 
 # Optimization runs (see cognitive/services/optimization.py).
 DSPEX_OPTIMIZATION_LEASE_SECONDS = env_int("DSPEX_OPTIMIZATION_LEASE_SECONDS", 60, minimum=1)

@@ -48,12 +48,20 @@ class TracedLM(dspy.LM):
     limits: tuple[str, int | None, int | None] = ("", None, None)
 
     def __call__(self, prompt: Any = None, *, messages: Any = None, **kwargs: Any) -> Any:
+        from cognitive.engine.tracing import recording_lm_call
+
         self._acquire(prompt, messages)
-        return super().__call__(prompt, messages=messages, **kwargs)
+        with recording_lm_call(self, prompt, messages) as call:
+            call.outputs = super().__call__(prompt, messages=messages, **kwargs)
+        return call.outputs
 
     async def acall(self, prompt: Any = None, *, messages: Any = None, **kwargs: Any) -> Any:
+        from cognitive.engine.tracing import recording_lm_call
+
         self._acquire(prompt, messages)
-        return await super().acall(prompt, messages=messages, **kwargs)
+        with recording_lm_call(self, prompt, messages) as call:
+            call.outputs = await super().acall(prompt, messages=messages, **kwargs)
+        return call.outputs
 
     def _acquire(self, prompt: Any, messages: Any) -> None:
         key, rpm, tpm = self.limits
@@ -84,7 +92,8 @@ _cache: OrderedDict[tuple[Any, ...], TracedLM] = OrderedDict()
 _lock = threading.Lock()
 
 
-def _cache_key(config: LanguageModelConfig) -> tuple[Any, ...]:
+def lm_identity(config: LanguageModelConfig) -> tuple[Any, ...]:
+    """What makes two LM configurations the same client (and a cached module built on one still valid)."""
     # Keyed by what the LM is rather than by row id: the settings' default LM is an unsaved row
     # with a fresh id each time, and two rows with the same configuration may share one client.
     params = json.dumps(config.params or {}, sort_keys=True, default=str)
@@ -108,7 +117,7 @@ def build_lm(config: LanguageModelConfig) -> TracedLM:
 
 def lm_for(config: LanguageModelConfig) -> TracedLM:
     """The shared `dspy.LM` for this configuration (thread-safe)."""
-    key = _cache_key(config)
+    key = lm_identity(config)
     with _lock:
         lm = _cache.get(key)
         if lm is not None:

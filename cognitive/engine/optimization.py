@@ -165,9 +165,6 @@ class OptimizationMeter(StepTrace):
             self.lm_calls += 1
             self._version += 1
 
-    def on_lm_end(self, call_id: str, outputs: Any, exception: BaseException | None = None) -> None:
-        return None
-
     def on_tool_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
         return None
 

@@ -103,8 +103,9 @@ def cancelled() -> ExecutionFailed:
 def run_pipeline(plan: PipelinePlan, program_input: Mapping[str, Any], env: PipelineEnv) -> PipelineResult:
     values: dict[str, Any] = {INPUT: dict(program_input)}
     runs: list[StepRun] = []
-    for stage in plan.stages:
-        if env.should_stop():
+    for index, stage in enumerate(plan.stages):
+        # Before the first stage there is nothing to ask: the caller has only just started the run.
+        if index and env.should_stop():
             raise cancelled()
         outcomes = _run_stage(stage, values, env)
         for outcome in outcomes:

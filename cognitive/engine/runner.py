@@ -10,7 +10,7 @@ import dspy
 from dspy.adapters.utils import get_annotation_name
 
 from cognitive.engine.modules import build_module, lm_params
-from cognitive.engine.tracing import StepTrace, to_json
+from cognitive.engine.tracing import STEP_TRACE, StepTrace, to_json
 from cognitive.engine.values import ValueMismatch, check_value
 from cognitive.errors import InvalidInput
 from cognitive.signatures import Field, signature_from_fields
@@ -82,11 +82,15 @@ def dump_json_state(module: dspy.Module) -> dict[str, Any]:
 
 def call_module(prepared: PreparedModule, inputs: Mapping[str, Any], trace: StepTrace) -> dict[str, Any]:
     """Run the module on `inputs` (already validated); returns the declared outputs, typed."""
-    callbacks = [*(dspy.settings.get("callbacks") or []), trace]
-    # History stays off: TracedLM keeps nothing, it hands each call to `trace` (see tracing.py).
-    with dspy.context(
-        lm=prepared.lm, callbacks=callbacks, track_usage=True, usage_tracker=trace.usage, disable_history=False
-    ):
+    # History stays on for DSPy, but TracedLM keeps nothing: it hands each call to `trace` (see tracing.py).
+    settings: dict[str, Any] = {
+        "lm": prepared.lm, "track_usage": True, "usage_tracker": trace.usage, "disable_history": False,
+        STEP_TRACE: trace,
+    }
+    if isinstance(prepared.module, dspy.ReAct):
+        # Tool calls are only visible through DSPy's callback hooks.
+        settings["callbacks"] = [*(dspy.settings.get("callbacks") or []), trace]
+    with dspy.context(**settings):
         prediction = prepared.module(**inputs)
     return prediction_outputs(prediction, prepared.outputs, trace)
 

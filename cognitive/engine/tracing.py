@@ -1,22 +1,33 @@
-"""What a step did, call by call: a DSPy callback plus a usage tracker, one pair per step.
+"""What a step did, call by call: LM calls recorded by `TracedLM`, tool calls by a DSPy callback.
 
-LM calls are captured through DSPy's own hooks — `on_lm_start`/`on_lm_end` for the messages,
-latency and errors, `TracedLM.update_history` for usage and cost, and the usage tracker for
-billed tokens (which also counts calls that failed after the provider billed them). The
-three are joined by DSPy's active call id.
+`TracedLM` opens an `lm_call` event around each call (`recording_lm_call`) on the step's
+`StepTrace`, which `call_module` puts in DSPy's settings under `STEP_TRACE`; DSPy then hands
+usage and cost to `TracedLM.update_history` and to the step's usage tracker while the call is
+open, and both are joined to the event by the call id in `_ACTIVE_LM_CALL`. The trace is a
+DSPy callback only for modules with tools: with any callback registered, DSPy inspects the
+arguments of every module, adapter and LM call, which cost a fast run more than its own
+bookkeeping.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import dspy
-import dspy.utils.callback_context as callback_context
 from dspy.utils.callback import BaseCallback
 from dspy.utils.usage_tracker import UsageTracker
+
+# The dspy.context key under which the running step's StepTrace is found.
+STEP_TRACE = "dspex_step_trace"
+# The LM call in progress on this thread (its event id), for usage and cost to join.
+_ACTIVE_LM_CALL: ContextVar[str | None] = ContextVar("dspex_active_lm_call", default=None)
 
 # Traces are stored in a JSON column: a runaway prompt must not make the row enormous.
 MAX_TEXT = 20_000
@@ -58,7 +69,7 @@ def error_info(exc: BaseException) -> dict[str, Any]:
 
 
 class _StepUsage(UsageTracker):
-    """DSPy's tracker, thread-safe, also keeping each call's usage under DSPy's active call id."""
+    """DSPy's tracker, thread-safe, also keeping each call's usage under the LM call it belongs to."""
 
     def __init__(self, owner: StepTrace) -> None:
         super().__init__()
@@ -68,7 +79,7 @@ class _StepUsage(UsageTracker):
     def add_usage(self, lm: str, usage_entry: dict[str, Any]) -> None:
         with self._lock:
             super().add_usage(lm, usage_entry)
-        self._owner._add_call_usage(callback_context.ACTIVE_CALL_ID.get(), usage_entry)
+        self._owner._add_call_usage(_ACTIVE_LM_CALL.get(), usage_entry)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _StepUsage:
         # dspy.Parallel deep-copies trackers per thread; usage must still land in this step.
@@ -85,10 +96,10 @@ class StepTrace(BaseCallback):
         self._events: list[dict[str, Any]] = []
         self._open: dict[str, tuple[dict[str, Any], float]] = {}
 
-    # -- DSPy callback hooks
+    # -- LM calls (from recording_lm_call)
 
-    def on_lm_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
-        messages = inputs.get("messages") or [{"role": "user", "content": inputs.get("prompt") or ""}]
+    def lm_started(self, call_id: str, instance: Any, prompt: Any, messages: Any) -> None:
+        messages = messages or [{"role": "user", "content": prompt or ""}]
         event = {
             "type": "lm_call",
             "attempt": self.attempt,
@@ -105,10 +116,12 @@ class StepTrace(BaseCallback):
         }
         self._start(call_id, event)
 
-    def on_lm_end(self, call_id: str, outputs: Any, exception: BaseException | None = None) -> None:
+    def lm_finished(self, call_id: str, outputs: Any, exception: BaseException | None = None) -> None:
         event = self._finish(call_id, exception)
         if event is not None and exception is None:
             event["response"] = to_json(outputs[0] if isinstance(outputs, list) and len(outputs) == 1 else outputs)
+
+    # -- DSPy callback hooks (registered only for modules with tools)
 
     def on_tool_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
         event = {
@@ -186,12 +199,50 @@ class StepTrace(BaseCallback):
         return opened[0] if opened else None
 
 
+def _traces_in_scope() -> list[StepTrace]:
+    """The running step's trace, and any StepTrace registered as a callback (an optimization's meter)."""
+    found: list[StepTrace] = []
+    step = dspy.settings.get(STEP_TRACE)
+    if isinstance(step, StepTrace):
+        found.append(step)
+    for callback in dspy.settings.get("callbacks") or ():
+        if isinstance(callback, StepTrace) and callback is not step:
+            found.append(callback)
+    return found
+
+
+@dataclass
+class LMCallOutcome:
+    outputs: Any = None
+
+
+@contextmanager
+def recording_lm_call(instance: Any, prompt: Any, messages: Any) -> Iterator[LMCallOutcome]:
+    """Around one LM call: an `lm_call` event on the running step's trace, finished with the outputs or error."""
+    step = dspy.settings.get(STEP_TRACE)
+    call_id = uuid.uuid4().hex
+    if isinstance(step, StepTrace):
+        step.lm_started(call_id, instance, prompt, messages)
+    token = _ACTIVE_LM_CALL.set(call_id)
+    outcome = LMCallOutcome()
+    try:
+        yield outcome
+    except BaseException as exc:
+        if isinstance(step, StepTrace):
+            step.lm_finished(call_id, None, exc)
+        raise
+    else:
+        if isinstance(step, StepTrace):
+            step.lm_finished(call_id, outcome.outputs)
+    finally:
+        _ACTIVE_LM_CALL.reset(token)
+
+
 def record_lm_entry(entry: Mapping[str, Any]) -> None:
     """Called by TracedLM for each finished LM call; hands it to the step that made it."""
-    call_id = callback_context.ACTIVE_CALL_ID.get()
-    for callback in dspy.settings.get("callbacks") or ():
-        if isinstance(callback, StepTrace):
-            callback.add_lm_entry(call_id, entry)
+    call_id = _ACTIVE_LM_CALL.get()
+    for trace in _traces_in_scope():
+        trace.add_lm_entry(call_id, entry)
 
 
 def summarize(events: Iterable[Mapping[str, Any]], usage: UsageTracker | None = None) -> dict[str, Any]:

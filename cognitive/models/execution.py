@@ -23,15 +23,21 @@ FINAL_STATUSES = (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED, ExecutionSt
 class Execution(ConcurrentTransitionMixin, TimestampedModel):
     """One run of a program or module; steps are child executions. The row is the job."""
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # No single-column indexes on owner, program and module: the composite indexes below start
+    # with them, and every index is written again on each status change of a job row.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     program = models.ForeignKey(
-        "cognitive.Program", on_delete=models.CASCADE, null=True, blank=True, related_name="executions"
+        "cognitive.Program", on_delete=models.CASCADE, null=True, blank=True, related_name="executions",
+        db_index=False,
     )
     version = models.ForeignKey(
         "cognitive.ProgramVersion", on_delete=models.SET_NULL, null=True, blank=True, related_name="executions"
     )
     module = models.ForeignKey(
-        "cognitive.Module", on_delete=models.SET_NULL, null=True, blank=True, related_name="executions"
+        "cognitive.Module", on_delete=models.SET_NULL, null=True, blank=True, related_name="executions",
+        db_index=False,
     )
     parent = models.ForeignKey("self", on_delete=models.CASCADE, null=True, blank=True, related_name="children")
     step_id = models.CharField(max_length=100, blank=True, help_text="the pipeline step this child ran")
@@ -65,8 +71,13 @@ class Execution(ConcurrentTransitionMixin, TimestampedModel):
             models.Index(fields=["program", "status", "-created_at"], name="exec_program_status"),
             models.Index(fields=["module", "status", "-created_at"], name="exec_module_status"),
             models.Index(fields=["owner", "-created_at"], name="exec_owner_created"),
-            models.Index(fields=["status", "run_after"], name="exec_due"),
-            models.Index(fields=["status", "lease_expires_at"], name="exec_lease"),
+            # The sweeper's and the reaper's: partial, so only top-level rows waiting or running are in them.
+            models.Index(
+                fields=["run_after"], name="exec_due", condition=Q(status="pending", parent__isnull=True)
+            ),
+            models.Index(
+                fields=["lease_expires_at"], name="exec_lease", condition=Q(status="running", parent__isnull=True)
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

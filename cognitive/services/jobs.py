@@ -17,11 +17,12 @@ from typing import Any, Self
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from cognitive.errors import ApplicationError, RateLimited, RetryableError
 from cognitive.models import Execution, ExecutionStatus
+from cognitive.services.row_updates import Add, DueBy, update_returning, update_where
 
 logger = logging.getLogger(__name__)
 
@@ -56,47 +57,83 @@ def publish_execution(
         logger.warning("could not publish execution %s; the sweeper will", execution_id, exc_info=True)
 
 
-def publish_on_commit(execution_ids: list[Any], *, priority: int = 5) -> None:
-    """For rows created with `published_at` set: if this publish is lost, the sweeper re-sends later."""
+# A batch goes out as at least this many messages (one worker's default thread count), so a
+# worker can keep that many runs in flight; beyond it, ids share messages.
+MIN_MESSAGES_PER_BATCH = 32
 
-    def publish() -> None:
+
+def ids_per_message(count: int) -> int:
+    """How many ids one message carries when `count` rows are published together.
+
+    Celery's own cost per message (receive, track, acknowledge) is several times the CPU of a
+    fast run, so a large batch shares messages; a small one still gets a message per run.
+    """
+    return max(1, min(settings.DSPEX_IDS_PER_MESSAGE_MAX, count // MIN_MESSAGES_PER_BATCH))
+
+
+def publish_executions(execution_ids: list[Any], *, priority: int = 5) -> None:
+    """Publish rows written with `published_at` already set; a lost message is re-sent by the sweeper."""
+    from workers.executions import run_executions
+
+    size = ids_per_message(len(execution_ids))
+    if size == 1:
         for execution_id in execution_ids:
             publish_execution(execution_id, priority=priority, stamp=False)
+        return
+    for start in range(0, len(execution_ids), size):
+        chunk = [str(execution_id) for execution_id in execution_ids[start:start + size]]
+        try:
+            run_executions.apply_async(
+                args=[chunk], priority=priority,
+                soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT * len(chunk),
+                time_limit=settings.CELERY_TASK_TIME_LIMIT * len(chunk),
+            )
+        except Exception:
+            logger.warning("could not publish %d executions; the sweeper will", len(chunk), exc_info=True)
 
-    transaction.on_commit(publish)
+
+def publish_on_commit(execution_ids: list[Any], *, priority: int = 5) -> None:
+    transaction.on_commit(lambda: publish_executions(execution_ids, priority=priority))
 
 
 # -- claim, heartbeat, finish ---------------------------------------------------------------
 
 
+# What the worker reads from a claimed row; the rest loads on first access.
+_CLAIMED_FIELDS = (
+    "id", "owner", "program", "version", "module", "batch", "input", "context", "status", "priority",
+    "attempt", "max_attempts", "attempts", "worker_id", "started_at", "lease_expires_at",
+)
+
+
 def execution_claim(*, execution_id: Any, worker_id: str) -> Execution | None:
     """`pending → running`, attempt + 1, with a lease. Returns None when there was nothing to claim."""
     now = timezone.now()
-    claimed = (
-        Execution.objects.filter(pk=execution_id, status=PENDING)
-        .filter(Q(run_after__isnull=True) | Q(run_after__lte=now))
-        .update(
-            status=RUNNING,
-            attempt=F("attempt") + 1,
-            lease_expires_at=now + timedelta(seconds=lease_seconds()),
-            worker_id=worker_id[:200],
-            started_at=now,
-            updated_at=now,
-        )
+    return update_returning(
+        Execution,
+        where={"id": execution_id, "status": PENDING, "run_after": DueBy(now)},
+        values={
+            "status": RUNNING,
+            "attempt": Add(1),
+            "lease_expires_at": now + timedelta(seconds=lease_seconds()),
+            "worker_id": worker_id[:200],
+            "started_at": now,
+            "updated_at": now,
+        },
+        returning=_CLAIMED_FIELDS,
     )
-    if not claimed:
-        return None
-    return Execution.objects.select_related("program", "module", "version", "owner").get(pk=execution_id)
 
 
-def _claimed(execution: Execution) -> Any:
-    return Execution.objects.filter(pk=execution.pk, status=RUNNING, attempt=execution.attempt)
+def _update_claimed(execution: Execution, **values: Any) -> bool:
+    """Change the row only while this attempt still holds it (not cancelled, reaped or finished)."""
+    where = {"id": execution.pk, "status": RUNNING, "attempt": execution.attempt}
+    return bool(update_where(Execution, where=where, values={**values, "updated_at": timezone.now()}))
 
 
 def execution_heartbeat(execution: Execution) -> bool:
     """Extend the lease; False means the claim is gone (cancelled, or reaped as a presumed-dead worker)."""
     now = timezone.now()
-    return bool(_claimed(execution).update(lease_expires_at=now + timedelta(seconds=lease_seconds())))
+    return _update_claimed(execution, lease_expires_at=now + timedelta(seconds=lease_seconds()))
 
 
 def execution_is_cancelled(execution_id: Any) -> bool:
@@ -118,20 +155,17 @@ def attempts_with(job: Any, outcome: str, error: dict[str, Any] | None = None) -
 
 
 def execution_complete(*, execution: Execution, output: Any, trace: list, metrics: dict, duration_ms: int) -> bool:
-    now = timezone.now()
-    return bool(
-        _claimed(execution).update(
-            status=ExecutionStatus.COMPLETED,
-            output=output,
-            trace=trace,
-            metrics=metrics,
-            duration_ms=duration_ms,
-            error=None,
-            attempts=attempts_with(execution, "completed"),
-            finished_at=now,
-            lease_expires_at=None,
-            updated_at=now,
-        )
+    return _update_claimed(
+        execution,
+        status=ExecutionStatus.COMPLETED,
+        output=output,
+        trace=trace,
+        metrics=metrics,
+        duration_ms=duration_ms,
+        error=None,
+        attempts=attempts_with(execution, "completed"),
+        finished_at=timezone.now(),
+        lease_expires_at=None,
     )
 
 
@@ -152,33 +186,29 @@ def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
 
 
 def _requeue(execution: Execution, *, delay: float, outcome: str, error: dict, refund_attempt: bool) -> bool:
-    now = timezone.now()
-    changed = _claimed(execution).update(
+    changed = _update_claimed(
+        execution,
         status=PENDING,
-        attempt=F("attempt") - 1 if refund_attempt else F("attempt"),
-        run_after=now + timedelta(seconds=delay),
+        attempt=Add(-1 if refund_attempt else 0),
+        run_after=timezone.now() + timedelta(seconds=delay),
         lease_expires_at=None,
         worker_id="",
         attempts=attempts_with(execution, outcome, error),
         error=error,
-        updated_at=now,
     )
     if changed:
         publish_execution(execution.pk, priority=execution.priority, countdown=delay)
-    return bool(changed)
+    return changed
 
 
 def _fail(execution: Execution, error: dict[str, Any], outcome: str = "failed") -> bool:
-    now = timezone.now()
-    return bool(
-        _claimed(execution).update(
-            status=ExecutionStatus.FAILED,
-            error=error,
-            attempts=attempts_with(execution, outcome, error),
-            finished_at=now,
-            lease_expires_at=None,
-            updated_at=now,
-        )
+    return _update_claimed(
+        execution,
+        status=ExecutionStatus.FAILED,
+        error=error,
+        attempts=attempts_with(execution, outcome, error),
+        finished_at=timezone.now(),
+        lease_expires_at=None,
     )
 
 
@@ -256,7 +286,18 @@ class _Heartbeat(LeaseKeeper):
         return False
 
 
-def execution_process(*, execution_id: Any, worker_id: str | None = None) -> str:
+def executions_process(*, execution_ids: list[Any], worker_id: str | None = None) -> list[str]:
+    """Claim and run each execution in turn (one message carrying several ids).
+
+    Each row is claimed only when its turn comes, so the ones waiting behind it stay `pending`:
+    cancellable, and free for another worker if this one dies. The runs share one read of
+    their program's modules (`kits`), so an edit made meanwhile applies from the next message.
+    """
+    kits: dict[Any, Any] = {}
+    return [execution_process(execution_id=i, worker_id=worker_id, kits=kits) for i in execution_ids]
+
+
+def execution_process(*, execution_id: Any, worker_id: str | None = None, kits: dict[Any, Any] | None = None) -> str:
     """Claim the execution and run it once. Safe to call any number of times for the same id."""
     from cognitive.services.runs import execution_perform
 
@@ -266,7 +307,7 @@ def execution_process(*, execution_id: Any, worker_id: str | None = None) -> str
     with _Heartbeat(execution) as heartbeat:
         should_stop: Callable[[], bool] = lambda: heartbeat.lost.is_set() or execution_is_cancelled(execution.pk)  # noqa: E731
         try:
-            result = execution_perform(execution=execution, should_stop=should_stop)
+            result = execution_perform(execution=execution, should_stop=should_stop, kits=kits)
         except Exception as exc:
             if not isinstance(exc, ApplicationError | RetryableError):
                 logger.exception("execution %s failed unexpectedly", execution.pk)

@@ -53,8 +53,11 @@ def pipeline_check(*, owner: AbstractBaseUser, pipeline: Any) -> None:
     pipeline_compile(owner=owner, pipeline=pipeline)
 
 
-def language_model_of(module: Module) -> LanguageModel:
-    return module.lm if module.lm_id else lm_default()
+def language_model_of(module: Module, default: LanguageModel | None = None) -> LanguageModel:
+    """The module's own LM, else `default` (already looked up by the caller), else the default LM."""
+    if module.lm_id:
+        return module.lm
+    return default if default is not None else lm_default()
 
 
 def pipeline_modules(
@@ -73,14 +76,16 @@ def pipeline_modules(
     return prepared, rows
 
 
-def prepare_step_module(step: StepPlan, rows: Mapping[str, Module], state: Any) -> PreparedModule:
+def prepare_step_module(
+    step: StepPlan, rows: Mapping[str, Module], state: Any, default_lm: LanguageModel | None = None
+) -> PreparedModule:
     module = rows.get(step.module or "")
     if module is None:
         raise InvalidInput(f"{step.path}.module: unknown module '{step.module}'", {"path": f"{step.path}.module"})
     if state is not None and not isinstance(state, Mapping):
         raise InvalidInput(f"the saved state of step '{step.id}' is not a JSON object", {"path": f"state.{step.id}"})
     try:
-        return prepare_module_row(module, state=state)
+        return prepare_module_row(module, state=state, lm=language_model_of(module, default_lm))
     except InvalidInput as exc:
         raise InvalidInput(f"step '{step.id}': {exc.message}", {**exc.extra, "path": f"state.{step.id}"}) from None
 

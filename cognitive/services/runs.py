@@ -18,8 +18,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connections
 
 from cognitive.engine.modules import validate_module_config
-from cognitive.engine.pipeline import PipelineEnv, StepRun, cancelled, pipeline_metrics, run_module_once, run_pipeline
+from cognitive.engine.pipeline import PipelineEnv, StepRun, pipeline_metrics, run_module_once, run_pipeline
 from cognitive.engine.plan import PipelinePlan
+from cognitive.engine.runner import PreparedModule
 from cognitive.engine.validation import check_program_input
 from cognitive.engine.values import check_record
 from cognitive.errors import Conflict, ExecutionFailed, InvalidInput
@@ -30,10 +31,11 @@ from cognitive.models import (
     Module,
     ModuleState,
     Program,
-    ProgramVersion,
 )
 from cognitive.policies import RUNNABLE_PROGRAM_STATUSES
-from cognitive.services.pipelines import module_signature, pipeline_compile, pipeline_modules, prepare_module_row
+from cognitive.services.pipelines import module_signature, prepare_module_row
+from cognitive.services.row_updates import insert_row
+from cognitive.services.run_kits import CompiledPlan, compiled_plan, prepared_modules
 
 
 @dataclass
@@ -47,13 +49,18 @@ class RunResult:
 # --------------------------------------------------------------------------- the job layer's entry point
 
 
-def execution_perform(*, execution: Execution, should_stop: Callable[[], bool] = lambda: False) -> RunResult:
-    """Run a claimed (`running`) execution: a program run, or a single module execute."""
+def execution_perform(
+    *, execution: Execution, should_stop: Callable[[], bool] = lambda: False, kits: dict[Any, Any] | None = None
+) -> RunResult:
+    """Run a claimed (`running`) execution: a program run, or a single module execute.
+
+    `should_stop` is asked between pipeline stages; the claim itself guarantees the run was
+    not cancelled before the first one. Runs handed the same `kits` dict share one read of their
+    program, its modules and its version.
+    """
     started = time.perf_counter()
-    if should_stop():
-        raise cancelled()
     if execution.program_id is not None:
-        output, trace, metrics = _perform_program(execution, should_stop)
+        output, trace, metrics = _perform_program(execution, should_stop, {} if kits is None else kits)
     elif execution.module_id is not None:
         output, trace, metrics = _perform_module(execution)
     else:
@@ -66,48 +73,51 @@ def _elapsed_ms(started: float) -> int:
 
 
 def _perform_program(
-    execution: Execution, should_stop: Callable[[], bool]
+    execution: Execution, should_stop: Callable[[], bool], kits: dict[Any, Any]
 ) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
-    program = execution.program
-    assert program is not None
-    plan = _runnable_plan(program)
-    program_input = check_program_input(plan, execution.input)
-    version = execution.version or program.active_version
-    state = version.state if version is not None else None
-    try:
-        prepared, rows = pipeline_modules(plan=plan, owner=program.owner, state=state)
-    except InvalidInput as exc:
-        extra = {**exc.extra, "type": "InvalidState"}
-        raise ExecutionFailed(f"cannot load the program: {exc.message}", extra) from None
-    children = _ChildWriter(execution, rows, version)
+    key = (execution.program_id, execution.version_id)
+    if key not in kits:
+        program = execution.program
+        assert program is not None
+        version_id = execution.version_id or program.active_version_id
+        kits[key] = (program, version_id, *_program_kit(program, version_id))
+    program, version_id, compiled, prepared = kits[key]
+    program_input = check_program_input(compiled.plan, execution.input)
+    children = _ChildWriter(execution, compiled.rows, version_id)
     env = PipelineEnv(
         modules=prepared,
         on_step=children.write,
         should_stop=should_stop,
-        retrieve=_retriever(program.owner),
+        retrieve=_retriever(program.owner_id),
         # Worker threads open their own database connections (retrieval reads documents).
         thread_exit=connections.close_all,
     )
     try:
-        result = run_pipeline(plan, program_input, env)
+        result = run_pipeline(compiled.plan, program_input, env)
     except BaseException:
         children.save_partial_trace()
         raise
     return result.output, children.summaries, result.metrics
 
 
-def _runnable_plan(program: Program) -> PipelinePlan:
+def _program_kit(program: Program, version_id: Any) -> tuple[CompiledPlan, Mapping[str, PreparedModule]]:
     if not program.pipeline:
         raise ExecutionFailed("the program has no pipeline steps", {"type": "EmptyPipeline"})
     try:
-        return pipeline_compile(owner=program.owner, pipeline=program.pipeline)
+        compiled = compiled_plan(program)
     except InvalidInput as exc:
         raise ExecutionFailed(
             f"the program's pipeline is no longer valid: {exc.message}", {**exc.extra, "type": "InvalidPipeline"}
         ) from None
+    try:
+        return compiled, prepared_modules(compiled, version_id=version_id)
+    except InvalidInput as exc:
+        extra = {**exc.extra, "type": "InvalidState"}
+        raise ExecutionFailed(f"cannot load the program: {exc.message}", extra) from None
 
 
-def _retriever(owner: AbstractBaseUser) -> Callable[..., list[str]]:
+def _retriever(owner: Any) -> Callable[..., list[str]]:
+    """`owner` is a user or a user id."""
     from cognitive.engine.retrieval import retrieve
 
     def run(*, corpus: str, method: str, query: str, k: int) -> list[str]:
@@ -119,21 +129,21 @@ def _retriever(owner: AbstractBaseUser) -> Callable[..., list[str]]:
 class _ChildWriter:
     """Stores each finished step as a child execution (called on the thread that runs the pipeline)."""
 
-    def __init__(self, parent: Execution, modules: Mapping[str, Module], version: ProgramVersion | None) -> None:
+    def __init__(self, parent: Execution, modules: Mapping[str, Module], version_id: Any) -> None:
         self.parent = parent
         self.modules = modules
-        self.version = version  # the one whose state the steps ran with
+        self.version_id = version_id  # the one whose state the steps ran with
         self.runs: list[StepRun] = []
         self.summaries: list[dict[str, Any]] = []
 
     def write(self, run: StepRun) -> None:
         parent = self.parent
         error = None if run.error is None else {**run.error, "recovered_by": run.recovered_by}
-        child = Execution.objects.create(
-            owner=parent.owner,
+        child = Execution(
+            owner_id=parent.owner_id,
             parent=parent,
-            program=parent.program,
-            version=self.version,
+            program_id=parent.program_id,
+            version_id=self.version_id,
             module=self.modules.get(run.step.module or ""),
             step_id=run.step.id,
             input=run.input,
@@ -153,6 +163,7 @@ class _ChildWriter:
             started_at=run.started_at,
             finished_at=run.started_at + timedelta(milliseconds=run.duration_ms),
         )
+        insert_row(child)
         self.runs.append(run)
         self.summaries.append({**run.summary(), "execution": str(child.pk)})
 
@@ -235,7 +246,7 @@ def program_check_runnable(program: Program) -> PipelinePlan:
     if not program.pipeline:
         raise Conflict("the program has no pipeline steps yet", {"state": program.status})
     try:
-        return pipeline_compile(owner=program.owner, pipeline=program.pipeline)
+        return compiled_plan(program).plan
     except InvalidInput as exc:
         raise Conflict(f"the program's pipeline is no longer valid: {exc.message}", exc.extra) from None
 
