@@ -11,10 +11,8 @@ import logging
 import math
 import os
 import re
-import threading
-from collections import OrderedDict
-from collections.abc import Hashable, Sequence
-from typing import Any, Generic, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 import dspy
 import numpy as np
@@ -22,6 +20,7 @@ from django.db import transaction
 from rank_bm25 import BM25Okapi
 
 from cognitive.errors import ExecutionFailed, InvalidInput, RateLimited, RetryableError
+from cognitive.lru import LRUCache
 from cognitive.models import Corpus, Document, LanguageModel
 from cognitive.selectors import corpus_by_name
 from cognitive.services.lms import lm_default
@@ -34,39 +33,8 @@ DEFAULT_EMBEDDING_TIMEOUT_S = 30.0
 _CACHED_CORPORA = 32
 _WORD = re.compile(r"\w+")
 
-V = TypeVar("V")
-
-
 def tokenize(text: str) -> list[str]:
     return _WORD.findall(text.lower())
-
-
-class _LRU(Generic[V]):
-    """A small thread-safe LRU. Values are built outside the lock; two threads may build the same one."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: OrderedDict[Hashable, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> V | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: Hashable, value: V) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-    def drop(self, corpus_id: Any) -> None:
-        with self._lock:
-            for key in [key for key in self._items if key[0] == corpus_id]:
-                del self._items[key]
 
 
 # --------------------------------------------------------------------------- embeddings
@@ -154,7 +122,7 @@ class _KeywordIndex:
         return [self.texts[i] for i in ranked if scores[i] > 0]
 
 
-_keyword_indexes: _LRU[_KeywordIndex] = _LRU(_CACHED_CORPORA)
+_keyword_indexes: LRUCache[_KeywordIndex] = LRUCache(_CACHED_CORPORA)
 
 
 def _keyword_index(corpus: Corpus) -> _KeywordIndex:
@@ -193,7 +161,7 @@ class _VectorIndex:
         return [self.texts[i] for i in np.argsort(-scores, kind="stable")[:k]]
 
 
-_vector_indexes: _LRU[_VectorIndex] = _LRU(_CACHED_CORPORA)
+_vector_indexes: LRUCache[_VectorIndex] = LRUCache(_CACHED_CORPORA)
 
 
 def _vector_index(corpus: Corpus, lm_row: LanguageModel) -> _VectorIndex:
@@ -271,5 +239,5 @@ def retrieve(*, owner: Any, corpus: str, query: str, method: str, k: int) -> lis
 
 def forget_corpus(corpus_id: Any) -> None:
     """Drop a corpus's cached indexes (it was deleted); changed corpora are re-keyed on their own."""
-    _keyword_indexes.drop(corpus_id)
-    _vector_indexes.drop(corpus_id)
+    _keyword_indexes.drop_where(lambda key: key[0] == corpus_id)
+    _vector_indexes.drop_where(lambda key: key[0] == corpus_id)

@@ -15,52 +15,23 @@ prepare their own (`pipeline_modules`).
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from cognitive.engine.language_models import lm_identity
 from cognitive.engine.plan import PipelinePlan
 from cognitive.engine.runner import PreparedModule
 from cognitive.engine.validation import ModuleSignature, compile_pipeline
+from cognitive.lru import LRUCache
 from cognitive.models import Module, Program, ProgramVersion
 from cognitive.services.lms import lm_default
 from cognitive.services.pipelines import module_signature, prepare_step_module
 
-V = TypeVar("V")
-
-
-class _LRU(Generic[V]):
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[Hashable, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> V | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: Hashable, value: V) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
-
 # (program id, program updated_at) → the module names its pipeline refers to.
-_module_names: _LRU[frozenset[str]] = _LRU(512)
-_plans: _LRU[PipelinePlan] = _LRU(512)
-_prepared: _LRU[Mapping[str, PreparedModule]] = _LRU(128)
+_module_names: LRUCache[frozenset[str]] = LRUCache(512)
+_plans: LRUCache[PipelinePlan] = LRUCache(512)
+_prepared: LRUCache[Mapping[str, PreparedModule]] = LRUCache(128)
 
 
 @dataclass(frozen=True)

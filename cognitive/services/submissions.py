@@ -10,6 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from cognitive.engine.validation import check_program_input
 from cognitive.errors import Conflict, InvalidInput
 from cognitive.models import Batch, Execution, ExecutionStatus, Program
 from cognitive.policies import RUNNABLE_PROGRAM_STATUSES
@@ -70,7 +71,10 @@ def program_run_enqueue(
 def program_run_batch(
     *, program: Program, owner: AbstractBaseUser, inputs: list[Any], priority: int = 5
 ) -> Batch:
-    _check_runnable(program)
+    """Queue one run per input. Every input is checked first: one bad item is a 400 naming it, and nothing is queued."""
+    from cognitive.services.runs import program_check_runnable
+
+    plan = program_check_runnable(program)
     priority = _check_priority(priority)
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInput("inputs must be a non-empty list of JSON objects", {"path": "inputs"})
@@ -80,6 +84,12 @@ def program_run_batch(
         )
     for index, item in enumerate(inputs):
         require_json_object(item, f"inputs[{index}]")
+        try:
+            check_program_input(plan, item)
+        except InvalidInput as exc:
+            field = exc.extra.get("field")
+            path = f"inputs[{index}].{field}" if field else f"inputs[{index}]"
+            raise InvalidInput(f"inputs[{index}]: {exc.message}", {**exc.extra, "path": path}) from None
     now = timezone.now()
     with transaction.atomic():
         batch = Batch.objects.create(owner=owner, program=program, size=len(inputs), priority=priority)

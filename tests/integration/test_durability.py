@@ -6,6 +6,7 @@ import time
 from collections import Counter
 
 import pytest
+from django.db import connection
 
 from cognitive.models import Execution, ExecutionStatus, LanguageModel, Module
 from cognitive.services.modules import module_create
@@ -68,23 +69,34 @@ def assert_each_completed_once(ids) -> None:
         assert row.output and "answer" in row.output
 
 
+def database_sessions() -> int:
+    """Connections ever opened to this database (PostgreSQL's own counter)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
 def test_500_queued_executions_each_complete_exactly_once(processes, client_for, local_lm):
     owner = UserFactory()
     program = make_program(owner)
     ids = run_batch(client_for, owner, program, 500)
+    sessions_before = database_sessions()
     processes.worker(concurrency=24)
     wait_all_final(ids, timeout=300, procs=processes)
     assert_each_completed_once(ids)
     assert set(Execution.objects.filter(pk__in=ids).values_list("attempt", flat=True)) == {1}
     # One LM call per execution: nothing ran twice.
     assert local_lm.stats()["chat_requests"] == 500
+    # Worker threads keep their connections (CONN_MAX_AGE) instead of opening one per task.
+    assert database_sessions() - sessions_before <= 24 + 10
 
 
-def test_sigkilled_worker_loses_nothing_and_doubles_nothing(processes, client_for, local_lm):
+@pytest.mark.parametrize("n", [40, 96], ids=["one-id-per-message", "three-ids-per-message"])
+def test_sigkilled_worker_loses_nothing_and_doubles_nothing(processes, client_for, local_lm, n):
     local_lm.configure(latency_ms=400)
     owner = UserFactory()
     program = make_program(owner)
-    ids = run_batch(client_for, owner, program, 40)
+    ids = run_batch(client_for, owner, program, n)
     doomed = processes.worker(concurrency=8, name="doomed")
     wait_for(lambda: statuses(ids)[ExecutionStatus.RUNNING] >= 4, timeout=60, what="executions in flight")
     Processes.kill(doomed)
