@@ -179,7 +179,11 @@ CELERY_TASK_DEFAULT_PRIORITY = 5
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # Above the longest task time limit, so a slow task is never delivered twice by Redis itself.
-        "visibility_timeout": max(CELERY_TASK_TIME_LIMIT, env_int("DSPEX_OPTIMIZATION_TIME_LIMIT", 3660)) * 2,
+        # A message carrying several execution ids gets the per-run limit times their number.
+        "visibility_timeout": max(
+            CELERY_TASK_TIME_LIMIT * env_int("DSPEX_IDS_PER_MESSAGE_MAX", 16, minimum=1),
+            env_int("DSPEX_OPTIMIZATION_TIME_LIMIT", 3660),
+        ) * 2,
         "queue_order_strategy": "priority",
         "priority_steps": list(range(10)),
         "sep": ":",

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, Self
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.db.models import Q
@@ -308,6 +309,13 @@ def execution_process(*, execution_id: Any, worker_id: str | None = None, kits: 
         should_stop: Callable[[], bool] = lambda: heartbeat.lost.is_set() or execution_is_cancelled(execution.pk)  # noqa: E731
         try:
             result = execution_perform(execution=execution, should_stop=should_stop, kits=kits)
+        except SoftTimeLimitExceeded:
+            # The message's time is up: this run goes back to be retried, and the rest of a
+            # multi-id message stays pending for the sweeper rather than starting out of time.
+            execution_record_failure(
+                execution=execution, exc=RetryableError("the run exceeded the task's time limit")
+            )
+            raise
         except Exception as exc:
             if not isinstance(exc, ApplicationError | RetryableError):
                 logger.exception("execution %s failed unexpectedly", execution.pk)

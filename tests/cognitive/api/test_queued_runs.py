@@ -93,3 +93,21 @@ def test_run_is_throttled_per_user_with_retry_after(api, client_for, other_user,
         # Another user has a budget of their own (and cannot see this program at all).
         assert run(client_for(other_user), program, {"input": {"question": "q"}}).status_code == 404
     cache.clear()
+
+
+@pytest.mark.parametrize(
+    ("bad", "path"), [({"question": 5}, "inputs[1].question"), ({"nope": "x"}, "inputs[1].nope")]
+)
+def test_batch_inputs_are_checked_against_the_pipeline_before_anything_is_queued(api, program, no_broker, bad, path):
+    from cognitive.models import Batch
+
+    response = api.post(
+        f"/api/programs/{program.pk}/run-batch/", {"inputs": [{"question": "a"}, bad]}, format="json"
+    )
+
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert "inputs[1]" in body["message"] and "inputs[0]" not in body["message"]
+    assert body["extra"]["path"] == path
+    assert not Execution.objects.exists() and not Batch.objects.exists()
+    assert not no_broker.called

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from unittest import mock
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
 
 from cognitive.errors import ExecutionFailed, InvalidInput, RateLimited, RetryableError
@@ -131,3 +133,18 @@ def test_heartbeat_extends_the_lease_until_the_claim_is_gone(execution):
     assert Execution.objects.get(pk=execution.pk).lease_expires_at > timezone.now()
     Execution.objects.filter(pk=execution.pk).update(status=ExecutionStatus.CANCELLED)
     assert not jobs.execution_heartbeat(running)
+
+
+def test_a_soft_time_limit_retries_the_run_and_leaves_the_rest_of_the_message_pending(execution):
+    second = Execution.objects.create(owner=execution.owner, program=execution.program, input={"question": "q"})
+    with (
+        mock.patch("cognitive.services.runs.execution_perform", side_effect=SoftTimeLimitExceeded()),
+        pytest.raises(SoftTimeLimitExceeded),
+    ):
+        jobs.executions_process(execution_ids=[execution.pk, second.pk])
+
+    first = Execution.objects.get(pk=execution.pk)
+    assert first.status == ExecutionStatus.PENDING and first.run_after is not None
+    assert [(a["outcome"], a["error"]["type"]) for a in first.attempts] == [("retry", "RetryableError")]
+    untouched = Execution.objects.get(pk=second.pk)
+    assert (untouched.status, untouched.attempt, untouched.attempts) == (ExecutionStatus.PENDING, 0, [])
