@@ -123,18 +123,25 @@ def platform(url: str, n: int, concurrency: int, workers: int) -> dict[str, floa
         )
         for i in range(workers)
     ]
+    def wait_for(count: int) -> None:
+        while Execution.objects.filter(parent__isnull=True, status=ExecutionStatus.COMPLETED).count() < count:
+            failed = Execution.objects.filter(parent__isnull=True, status=ExecutionStatus.FAILED).first()
+            if failed is not None:
+                raise SystemExit(f"an execution failed: {failed.error}")
+            time.sleep(0.05)
+
     rates = {}
     try:
-        time.sleep(3)  # worker boot is not what we measure
+        # Worker boot, first connections and first compiles are not what we measure (the bare
+        # DSPy rows get a warm-up call too).
+        warm_up = 2 * concurrency * workers
+        submit_batches([f"warm-up {i}" for i in range(warm_up)])
+        wait_for(warm_up)
         for label, submit in (("run", submit_runs), ("run-batch", submit_batches)):
-            Execution.objects.all().delete()
+            done_before = Execution.objects.filter(parent__isnull=True, status=ExecutionStatus.COMPLETED).count()
             start = time.perf_counter()
             submit([f"What is {i} + 1?" for i in range(n)])
-            while Execution.objects.filter(parent__isnull=True, status=ExecutionStatus.COMPLETED).count() < n:
-                failed = Execution.objects.filter(parent__isnull=True, status=ExecutionStatus.FAILED).first()
-                if failed is not None:
-                    raise SystemExit(f"an execution failed: {failed.error}")
-                time.sleep(0.05)
+            wait_for(done_before + n)
             rates[label] = n / (time.perf_counter() - start)
         return rates
     finally:
