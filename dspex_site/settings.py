@@ -172,6 +172,8 @@ CELERY_TASK_ROUTES = {
     "workers.optimization.*": {"queue": "optimization"},
     "workers.maintenance.*": {"queue": "default"},
 }
+# A large batch is published with up to this many ids per message (see jobs.ids_per_message).
+DSPEX_IDS_PER_MESSAGE_MAX = env_int("DSPEX_IDS_PER_MESSAGE_MAX", 16, minimum=1)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 600, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 660, minimum=1)
 CELERY_TASK_QUEUE_MAX_PRIORITY = 9
@@ -181,7 +183,7 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
         # Above the longest task time limit, so a slow task is never delivered twice by Redis itself.
         # A message carrying several execution ids gets the per-run limit times their number.
         "visibility_timeout": max(
-            CELERY_TASK_TIME_LIMIT * env_int("DSPEX_IDS_PER_MESSAGE_MAX", 16, minimum=1),
+            CELERY_TASK_TIME_LIMIT * DSPEX_IDS_PER_MESSAGE_MAX,
             env_int("DSPEX_OPTIMIZATION_TIME_LIMIT", 3660),
         ) * 2,
         "queue_order_strategy": "priority",
@@ -207,8 +209,6 @@ DSPEX_RETRY_BASE_SECONDS = env_int("DSPEX_RETRY_BASE_SECONDS", 2, minimum=0)
 DSPEX_RETRY_MAX_SECONDS = env_int("DSPEX_RETRY_MAX_SECONDS", 300, minimum=1)
 DSPEX_SWEEP_REPUBLISH_AFTER_SECONDS = env_int("DSPEX_SWEEP_REPUBLISH_AFTER_SECONDS", 30, minimum=1)
 DSPEX_BATCH_MAX = env_int("DSPEX_BATCH_MAX", 1000, minimum=1)
-# A large batch is published with up to this many ids per message (see jobs.ids_per_message).
-DSPEX_IDS_PER_MESSAGE_MAX = env_int("DSPEX_IDS_PER_MESSAGE_MAX", 16, minimum=1)
 
 # Optimization runs (see cognitive/services/optimization.py).
 DSPEX_OPTIMIZATION_LEASE_SECONDS = env_int("DSPEX_OPTIMIZATION_LEASE_SECONDS", 60, minimum=1)
