@@ -73,7 +73,10 @@ def program_list(*, user: AbstractBaseUser, with_stats: bool = True) -> QuerySet
     queryset = Program.objects.select_related("owner", "active_version")
     if not is_staff(user):
         queryset = queryset.filter(owner=user).exclude(status=ProgramStatus.ARCHIVED)
-    return _with_execution_stats(queryset, runs_only=True) if with_stats else queryset
+    if with_stats:
+        return _with_execution_stats(queryset, runs_only=True)
+    # An action such as run/ needs the version's id, not its state (optimized demos can be large).
+    return queryset.defer("active_version__state")
 
 
 def program_with_stats(pk: object) -> Program:

@@ -258,7 +258,7 @@ def program_run(*, program: Program, owner: AbstractBaseUser, input: Any) -> Exe
     execution = Execution.objects.create(
         owner=owner,
         program=program,
-        version=program.active_version,
+        version_id=program.active_version_id,
         input=input,
         max_attempts=settings.DSPEX_MAX_ATTEMPTS,
     )

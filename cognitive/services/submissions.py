@@ -54,7 +54,7 @@ def program_run_enqueue(
             execution = Execution.objects.create(
                 owner=owner,
                 program=program,
-                version=program.active_version,
+                version_id=program.active_version_id,
                 input=input,
                 priority=priority,
                 max_attempts=settings.DSPEX_MAX_ATTEMPTS,
@@ -98,7 +98,7 @@ def program_run_batch(
                 Execution(
                     owner=owner,
                     program=program,
-                    version=program.active_version,
+                    version_id=program.active_version_id,
                     batch=batch,
                     input=item,
                     priority=priority,

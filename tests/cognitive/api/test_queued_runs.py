@@ -6,11 +6,14 @@ from unittest import mock
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from cognitive.models import Execution, ExecutionStatus
+from cognitive.models import Execution, ExecutionStatus, Program
 from cognitive.services.modules import module_create
 from cognitive.services.programs import program_activate, program_create
 from cognitive.services.signatures import signature_create
+from cognitive.services.versions import program_version_snapshot
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_broker")]
 
@@ -111,3 +114,16 @@ def test_batch_inputs_are_checked_against_the_pipeline_before_anything_is_queued
     assert body["extra"]["path"] == path
     assert not Execution.objects.exists() and not Batch.objects.exists()
     assert not no_broker.called
+
+
+def test_a_queued_run_pins_the_active_version_without_reading_its_state(api, program):
+    version = program_version_snapshot(program=program)
+    Program.objects.filter(pk=program.pk).update(active_version=version)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = run(api, program, {"input": {"question": "q"}})
+
+    assert response.status_code == 202, response.content
+    assert Execution.objects.get(pk=response.json()["execution"]).version_id == version.pk
+    # Optimized demos live in the state; a run request has no use for them.
+    assert not [q["sql"] for q in queries.captured_queries if '"cognitive_programversion"."state"' in q["sql"]]
