@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -23,27 +23,45 @@ def module_signature(module: Module) -> ModuleSignature:
     return ModuleSignature(name=module.name, inputs=parsed.inputs, outputs=parsed.outputs)
 
 
-def _module_lookup(owner: AbstractBaseUser) -> Callable[[str], ModuleSignature | None]:
-    found: dict[str, ModuleSignature | None] = {}
+def module_rows(owner: Any, names: Iterable[str]) -> dict[str, Module]:
+    """The owner's modules with these names, by name, with signature and LM loaded. `owner`: a user or an id."""
+    names = set(names)
+    if not names:
+        return {}
+    queryset = Module.objects.select_related("signature", "lm").filter(owner=owner, name__in=names)
+    return {module.name: module for module in queryset}
+
+
+def _module_lookup(owner: Any, rows: dict[str, Module]) -> Callable[[str], ModuleSignature | None]:
+    """Looks modules up by name, keeping each row it loads in `rows`."""
+    missing: set[str] = set()
 
     def lookup(name: str) -> ModuleSignature | None:
-        if name not in found:
-            module = Module.objects.select_related("signature").filter(owner=owner, name=name).first()
-            found[name] = module_signature(module) if module is not None else None
-        return found[name]
+        if name not in rows and name not in missing:
+            module = Module.objects.select_related("signature", "lm").filter(owner=owner, name=name).first()
+            if module is None:
+                missing.add(name)
+            else:
+                rows[name] = module
+        return module_signature(rows[name]) if name in rows else None
 
     return lookup
 
 
-def _corpus_lookup(owner: AbstractBaseUser) -> Callable[[str], bool]:
+def _corpus_lookup(owner: Any) -> Callable[[str], bool]:
     from cognitive.engine.retrieval import corpus_exists
 
     return lambda name: corpus_exists(owner=owner, name=name)
 
 
-def pipeline_compile(*, owner: AbstractBaseUser, pipeline: Any) -> PipelinePlan:
-    """Validate a spec against the owner's modules and corpora (InvalidInput with `extra.path`)."""
-    return compile_pipeline(pipeline, modules=_module_lookup(owner), corpus_exists=_corpus_lookup(owner))
+def pipeline_compile(*, owner: Any, pipeline: Any, rows: dict[str, Module] | None = None) -> PipelinePlan:
+    """Validate a spec against the owner's modules and corpora (InvalidInput with `extra.path`).
+
+    `owner` is a user or a user id. Pass `rows` (by module name) to compile against rows already
+    loaded; the ones the spec names that are missing from it are loaded and added.
+    """
+    lookup = _module_lookup(owner, {} if rows is None else rows)
+    return compile_pipeline(pipeline, modules=lookup, corpus_exists=_corpus_lookup(owner))
 
 
 def pipeline_check(*, owner: AbstractBaseUser, pipeline: Any) -> None:
@@ -64,10 +82,7 @@ def pipeline_modules(
     *, plan: PipelinePlan, owner: AbstractBaseUser, state: Mapping[str, Any] | None
 ) -> tuple[dict[str, PreparedModule], dict[str, Module]]:
     """DSPy modules for every module step (by step id), with the version's state per step, and the rows."""
-    rows = {
-        m.name: m
-        for m in Module.objects.select_related("signature", "lm").filter(owner=owner, name__in=plan.module_names())
-    }
+    rows = module_rows(owner, plan.module_names())
     prepared: dict[str, PreparedModule] = {}
     for step in plan.steps():
         if step.kind != "module":

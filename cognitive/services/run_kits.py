@@ -22,11 +22,10 @@ from typing import Any
 from cognitive.engine.language_models import lm_identity
 from cognitive.engine.plan import PipelinePlan
 from cognitive.engine.runner import PreparedModule
-from cognitive.engine.validation import ModuleSignature, compile_pipeline
 from cognitive.lru import LRUCache
 from cognitive.models import Module, Program, ProgramVersion
 from cognitive.services.lms import lm_default
-from cognitive.services.pipelines import module_signature, prepare_step_module
+from cognitive.services.pipelines import module_rows, pipeline_compile, prepare_step_module
 
 # (program id, program updated_at) → the module names its pipeline refers to.
 _module_names: LRUCache[frozenset[str]] = LRUCache(512)
@@ -41,13 +40,6 @@ class CompiledPlan:
     key: Hashable
 
 
-def _module_rows(owner_id: Any, names: frozenset[str]) -> dict[str, Module]:
-    if not names:
-        return {}
-    queryset = Module.objects.select_related("signature", "lm").filter(owner_id=owner_id, name__in=names)
-    return {module.name: module for module in queryset}
-
-
 def _row_key(module: Module) -> tuple[Any, ...]:
     lm = module.lm if module.lm_id else None
     return (module.name, module.pk, module.updated_at, module.signature.updated_at, module.lm_id,
@@ -57,27 +49,14 @@ def _row_key(module: Module) -> tuple[Any, ...]:
 def compiled_plan(program: Program) -> CompiledPlan:
     """The program's pipeline compiled against its owner's current modules (InvalidInput with a path)."""
     names = _module_names.get((program.pk, program.updated_at))
-    rows = _module_rows(program.owner_id, names) if names is not None else {}
+    rows = module_rows(program.owner_id, names) if names is not None else {}
     key = (program.pk, program.updated_at, tuple(sorted(_row_key(m) for m in rows.values())))
     plan = _plans.get(key) if names is not None else None
     if plan is not None:
         return CompiledPlan(plan, rows, key)
 
-    def lookup(name: str) -> ModuleSignature | None:
-        # The plan is compiled from the very rows its key is made of.
-        if name not in rows:
-            row = Module.objects.select_related("signature", "lm").filter(owner_id=program.owner_id, name=name).first()
-            if row is None:
-                return None
-            rows[name] = row
-        return module_signature(rows[name])
-
-    from cognitive.engine.retrieval import corpus_exists
-
-    plan = compile_pipeline(
-        program.pipeline, modules=lookup,
-        corpus_exists=lambda name: corpus_exists(owner=program.owner_id, name=name),
-    )
+    # The plan is compiled from the very rows its key is made of.
+    plan = pipeline_compile(owner=program.owner_id, pipeline=program.pipeline, rows=rows)
     names = frozenset(plan.module_names())
     rows = {name: rows[name] for name in names if name in rows}
     key = (program.pk, program.updated_at, tuple(sorted(_row_key(m) for m in rows.values())))
