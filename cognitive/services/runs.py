@@ -239,10 +239,15 @@ def module_execute(
     return _run_inline(execution)
 
 
-def program_check_runnable(program: Program) -> PipelinePlan:
-    """An active program with a pipeline that still compiles; Conflict (409) otherwise."""
+def program_require_runnable(program: Program) -> None:
+    """Conflict (409) unless the program is in a status that serves runs."""
     if program.status not in RUNNABLE_PROGRAM_STATUSES:
         raise Conflict(f"only an active program can run; this one is {program.status}", {"state": program.status})
+
+
+def program_check_runnable(program: Program) -> PipelinePlan:
+    """An active program with a pipeline that still compiles; Conflict (409) otherwise."""
+    program_require_runnable(program)
     if not program.pipeline:
         raise Conflict("the program has no pipeline steps yet", {"state": program.status})
     try:

@@ -13,18 +13,9 @@ from django.utils import timezone
 from cognitive.engine.validation import check_program_input
 from cognitive.errors import Conflict, InvalidInput
 from cognitive.models import Batch, Execution, ExecutionStatus, Program
-from cognitive.policies import RUNNABLE_PROGRAM_STATUSES
 from cognitive.services.common import require_json_object
 from cognitive.services.executions import execution_cancel
 from cognitive.services.jobs import publish_on_commit
-
-
-def _check_runnable(program: Program) -> None:
-    if program.status not in RUNNABLE_PROGRAM_STATUSES:
-        raise Conflict(
-            f"only an active program can run; this one is {program.status}",
-            {"state": program.status},
-        )
 
 
 def _check_priority(priority: Any) -> int:
@@ -42,7 +33,9 @@ def program_run_enqueue(
     idempotency_key: str = "",
 ) -> tuple[Execution, bool]:
     """Queue one run. Returns (execution, created); a repeated Idempotency-Key returns the first one."""
-    _check_runnable(program)
+    from cognitive.services.runs import program_require_runnable
+
+    program_require_runnable(program)
     require_json_object(input, "input")
     priority = _check_priority(priority)
     if idempotency_key:
