@@ -16,6 +16,7 @@ from cognitive.models import (
     ExecutionStatus,
     LanguageModel,
     Module,
+    OptimizationRun,
     Optimizer,
     Program,
     ProgramStatus,
@@ -132,3 +133,8 @@ def example_list(*, dataset: Dataset, split: str | None = None, source: str | No
     if source:
         queryset = queryset.filter(source=source)
     return queryset
+
+
+def optimization_run_list(*, user: AbstractBaseUser) -> QuerySet[OptimizationRun]:
+    queryset = OptimizationRun.objects.select_related("program", "owner")
+    return queryset if is_staff(user) else queryset.filter(program__owner=user)

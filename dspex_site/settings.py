@@ -8,7 +8,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from dspex_site.env import env_bool, env_int, env_list, env_str, env_url
+from dspex_site.env import env_bool, env_float, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("DSPEX_VAR_DIR", str(BASE_DIR / "var")))
@@ -154,10 +154,7 @@ if CELERY_BROKER_URL == "filesystem://":
         "store_processed": False,
         "control_folder": str(_broker_dir / "control"),
     }
-CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
-CELERY_TASK_IGNORE_RESULT = True  # the Execution row is the result
-CELERY_TASK_ACKS_LATE = True
-CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# Per-task policy (acks_late, time limits, names) is declared once, in workers/policy.py.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Celery's Django fixup closes every database connection before and after every task,
 # whatever CONN_MAX_AGE says (celery#9824 was reverted), so each task paid for a new PostgreSQL
@@ -174,8 +171,9 @@ CELERY_TASK_ROUTES = {
 }
 # A large batch is published with up to this many ids per message (see jobs.ids_per_message).
 DSPEX_IDS_PER_MESSAGE_MAX = env_int("DSPEX_IDS_PER_MESSAGE_MAX", 16, minimum=1)
-CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 600, minimum=1)
-CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 660, minimum=1)
+# One run's time limits; a message carrying several runs gets them times their number.
+DSPEX_EXECUTION_SOFT_TIME_LIMIT = env_int("DSPEX_EXECUTION_SOFT_TIME_LIMIT", 600, minimum=1)
+DSPEX_EXECUTION_TIME_LIMIT = env_int("DSPEX_EXECUTION_TIME_LIMIT", 660, minimum=1)
 CELERY_TASK_QUEUE_MAX_PRIORITY = 9
 CELERY_TASK_DEFAULT_PRIORITY = 5
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
@@ -183,7 +181,7 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
         # Above the longest task time limit, so a slow task is never delivered twice by Redis itself.
         # A message carrying several execution ids gets the per-run limit times their number.
         "visibility_timeout": max(
-            CELERY_TASK_TIME_LIMIT * DSPEX_IDS_PER_MESSAGE_MAX,
+            DSPEX_EXECUTION_TIME_LIMIT * DSPEX_IDS_PER_MESSAGE_MAX,
             env_int("DSPEX_OPTIMIZATION_TIME_LIMIT", 3660),
         ) * 2,
         "queue_order_strategy": "priority",
@@ -202,25 +200,29 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# The job platform (see DESIGN.md "Durability").
+# The job core (see docs/architecture.md).
 DSPEX_EXECUTION_LEASE_SECONDS = env_int("DSPEX_EXECUTION_LEASE_SECONDS", 60, minimum=1)
 DSPEX_MAX_ATTEMPTS = env_int("DSPEX_MAX_ATTEMPTS", 3, minimum=1)
 DSPEX_RETRY_BASE_SECONDS = env_int("DSPEX_RETRY_BASE_SECONDS", 2, minimum=0)
 DSPEX_RETRY_MAX_SECONDS = env_int("DSPEX_RETRY_MAX_SECONDS", 300, minimum=1)
 DSPEX_SWEEP_REPUBLISH_AFTER_SECONDS = env_int("DSPEX_SWEEP_REPUBLISH_AFTER_SECONDS", 30, minimum=1)
 DSPEX_BATCH_MAX = env_int("DSPEX_BATCH_MAX", 1000, minimum=1)
+# How often a running execution asks the database whether it was cancelled (at most; asked before LM calls).
+DSPEX_CANCEL_CHECK_SECONDS = env_float("DSPEX_CANCEL_CHECK_SECONDS", 0.5, minimum=0.0)
+# A synchronous run (`wait: true`, module execute) past this is handed to a worker and answered 202.
+# Keep it below the web server's timeout (gunicorn's default is 30 s).
+DSPEX_SYNC_RUN_DEADLINE_SECONDS = env_float("DSPEX_SYNC_RUN_DEADLINE_SECONDS", 20.0, minimum=0.0)
 
-# Optimization runs (see cognitive/services/optimization.py).
+# Optimization runs (see cognitive/services/optimization_jobs.py).
 DSPEX_OPTIMIZATION_LEASE_SECONDS = env_int("DSPEX_OPTIMIZATION_LEASE_SECONDS", 60, minimum=1)
 DSPEX_OPTIMIZATION_MAX_ATTEMPTS = env_int("DSPEX_OPTIMIZATION_MAX_ATTEMPTS", 3, minimum=1)
 DSPEX_OPTIMIZATION_THREADS = env_int("DSPEX_OPTIMIZATION_THREADS", 4, minimum=1)
+# How often a running optimization writes its progress (with its lease renewal).
+DSPEX_OPTIMIZATION_PROGRESS_SECONDS = env_float("DSPEX_OPTIMIZATION_PROGRESS_SECONDS", 1.0, minimum=0.05)
 DSPEX_OPTIMIZATION_SOFT_TIME_LIMIT = env_int("DSPEX_OPTIMIZATION_SOFT_TIME_LIMIT", 3600, minimum=1)
 DSPEX_OPTIMIZATION_TIME_LIMIT = env_int("DSPEX_OPTIMIZATION_TIME_LIMIT", 3660, minimum=1)  # also sizes visibility
-try:
-    # A new version is promoted only when it beats the active one on val by more than this.
-    DSPEX_PROMOTION_MARGIN = float(env_str("DSPEX_PROMOTION_MARGIN", "0.0"))
-except ValueError:
-    raise ImproperlyConfigured("DSPEX_PROMOTION_MARGIN must be a number, e.g. 0.02") from None
+# A new version is promoted only when it beats the active one on val by more than this.
+DSPEX_PROMOTION_MARGIN = env_float("DSPEX_PROMOTION_MARGIN", 0.0)
 
 DSPEX_DEFAULT_LM = env_str("DSPEX_DEFAULT_LM", "openai/local")
 DSPEX_DEFAULT_LM_API_BASE = env_str("DSPEX_DEFAULT_LM_API_BASE", "http://127.0.0.1:8765/v1")

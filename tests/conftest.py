@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from unittest import mock
 
 import pytest
@@ -51,7 +52,18 @@ def api(client_for, user) -> APIClient:
 
 
 @pytest.fixture
-def no_broker():
-    """Stands in for the executions queue: what was published is on the mock, and nothing needs a broker."""
-    with mock.patch("workers.executions.run_execution.apply_async") as apply_async:
-        yield apply_async
+def broker_messages() -> Iterator[defaultdict[str, mock.Mock]]:
+    """Stands in for the broker: what was published goes to one mock per task name."""
+    queues: defaultdict[str, mock.Mock] = defaultdict(mock.Mock)
+
+    def send_task(name: str, **options: object) -> None:
+        queues[name](**options)
+
+    with mock.patch("cognitive.services.jobs.publishing.send_task", side_effect=send_task):
+        yield queues
+
+
+@pytest.fixture
+def no_broker(broker_messages):
+    """The executions queue's single-id messages; nothing needs a broker."""
+    return broker_messages["workers.executions.run"]

@@ -1,17 +1,23 @@
-"""Execution tasks: load the row by id, call the service. Everything that matters is in the row."""
+"""Execution tasks: take ids, call the service. Everything that matters is in the rows."""
 
 from __future__ import annotations
 
-from celery import shared_task
+from django.conf import settings
 
-from cognitive.services.jobs import execution_process, executions_process
+from cognitive.services.execution_jobs import execution_process, executions_process
+from workers.policy import job_task
+
+LIMITS = {
+    "soft_time_limit": settings.DSPEX_EXECUTION_SOFT_TIME_LIMIT,
+    "time_limit": settings.DSPEX_EXECUTION_TIME_LIMIT,
+}
 
 
-@shared_task(name="workers.executions.run", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def run_execution(execution_id: str) -> str:
+@job_task(**LIMITS)
+def run(execution_id: str) -> str:
     return execution_process(execution_id=execution_id)
 
 
-@shared_task(name="workers.executions.run_many", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def run_executions(execution_ids: list[str]) -> list[str]:
+@job_task(**LIMITS)  # a message carrying n ids is published with n times these limits
+def run_many(execution_ids: list[str]) -> list[str]:
     return executions_process(execution_ids=execution_ids)

@@ -1,28 +1,29 @@
-"""Beat-driven safety nets: the sweeper re-publishes lost messages, the reaper frees dead workers' rows."""
+"""Beat's safety nets for every job kind: the sweeper re-sends lost messages, the reaper frees dead workers' rows."""
 
 from __future__ import annotations
 
-from celery import shared_task
+from cognitive.services.execution_jobs import EXECUTIONS
+from cognitive.services.jobs.maintenance import reap as reap_kind
+from cognitive.services.jobs.maintenance import sweep as sweep_kind
+from cognitive.services.optimization_jobs import OPTIMIZATION_RUNS
+from workers.policy import maintenance_task
 
-from cognitive.services.jobs import executions_reap, executions_sweep
-from cognitive.services.optimization import optimization_runs_reap, optimization_runs_sweep
 
-
-@shared_task(name="workers.maintenance.sweep", ignore_result=True, soft_time_limit=60, time_limit=90)
+@maintenance_task
 def sweep() -> int:
-    return executions_sweep()
+    return sweep_kind(EXECUTIONS)
 
 
-@shared_task(name="workers.maintenance.reap", ignore_result=True, soft_time_limit=60, time_limit=90)
+@maintenance_task
 def reap() -> int:
-    return executions_reap()
+    return reap_kind(EXECUTIONS)
 
 
-@shared_task(name="workers.maintenance.sweep_optimizations", ignore_result=True, soft_time_limit=60, time_limit=90)
+@maintenance_task
 def sweep_optimizations() -> int:
-    return optimization_runs_sweep()
+    return sweep_kind(OPTIMIZATION_RUNS, limit=100)
 
 
-@shared_task(name="workers.maintenance.reap_optimizations", ignore_result=True, soft_time_limit=60, time_limit=90)
+@maintenance_task
 def reap_optimizations() -> int:
-    return optimization_runs_reap()
+    return reap_kind(OPTIMIZATION_RUNS, limit=100)

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from cognitive import selectors
 from cognitive.models import Batch, ExecutionStatus
-from cognitive.services.submissions import batch_cancel, batch_counts
+from cognitive.services.batches import batch_cancel, batch_counts
 
 
 class RunBatchSerializer(serializers.Serializer):

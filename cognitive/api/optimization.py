@@ -20,9 +20,9 @@ from cognitive.api.serializers import OwnedPrimaryKeyField, ProgramSerializer
 from cognitive.api.throttles import ActionThrottle
 from cognitive.engine.optimizers import OPTIMIZER_CLASSES, RETIRED_TYPES
 from cognitive.models import OptimizationRun, OptimizationSchedule, Program, ProgramVersion
-from cognitive.selectors_optimization import optimization_run_list
-from cognitive.services import optimization as services
+from cognitive.services.optimization_requests import optimization_cancel, optimization_start
 from cognitive.services.optimization_schedules import optimization_schedule_delete, optimization_schedule_set
+from cognitive.services.versions import program_promote, program_rollback
 
 
 class OptimizationRunSerializer(serializers.ModelSerializer):
@@ -122,7 +122,7 @@ class ProgramOptimizeView(_ProgramAction):
         program = self._program(request, pk)
         body = OptimizeSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
-        run = services.optimization_start(program=program, owner=request.user, **body.resolved())
+        run = optimization_start(program=program, owner=request.user, **body.resolved())
         data = OptimizationRunSerializer(run).data
         return Response({"optimization_run": data}, status=status.HTTP_202_ACCEPTED)
 
@@ -140,7 +140,7 @@ class ProgramPromoteView(_ProgramAction):
                 {"message": "version: not a version of this program", "extra": {"field": "version"}},
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        promoted = services.program_promote(program=program, version=version, actor=request.user)
+        promoted = program_promote(program=program, version=version, actor=request.user)
         return Response(self._program_body(promoted))
 
 
@@ -148,7 +148,7 @@ class ProgramRollbackView(_ProgramAction):
     @extend_schema(request=None, responses=ProgramSerializer)
     def post(self, request: Request, pk: Any) -> Response:
         """Return to the version that was active before the current one (409 when there is none)."""
-        program = services.program_rollback(program=self._program(request, pk), actor=request.user)
+        program = program_rollback(program=self._program(request, pk), actor=request.user)
         return Response(self._program_body(program))
 
 
@@ -184,12 +184,12 @@ class OptimizationRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, v
     ordering = ["-created_at"]
 
     def get_queryset(self) -> Any:
-        return optimization_run_list(user=self.request.user)
+        return selectors.optimization_run_list(user=self.request.user)
 
     @extend_schema(request=None, responses=OptimizationRunSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         """A queued run never runs; a running one stops at its next LM call. No version is written."""
-        run = services.optimization_cancel(run=self.get_object(), reason=f"cancelled by {request.user}")
+        run = optimization_cancel(run=self.get_object(), reason=f"cancelled by {request.user}")
         return Response(self.get_serializer(run).data)
 

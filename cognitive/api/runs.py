@@ -7,8 +7,8 @@ from typing import Any
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from cognitive.models import Execution
-from cognitive.services.runs import run_response
+from cognitive.errors import ExecutionFailed
+from cognitive.models import Execution, ExecutionStatus
 
 
 class ExecuteSerializer(serializers.Serializer):
@@ -39,10 +39,20 @@ class PromptSerializer(serializers.Serializer):
 
 
 def run_result(execution: Execution) -> Response:
-    """200 with the output; a failed run raises its domain error (422, or 400 for bad input)."""
-    body: dict[str, Any] = run_response(execution)
-    code = status.HTTP_200_OK if body["status"] == "completed" else status.HTTP_202_ACCEPTED
-    return Response(body, status=code)
+    """A finished synchronous run: 200 with the output, or its recorded failure in the error envelope.
+
+    A failure is 400 when the input was at fault, otherwise 422; `extra` carries the execution
+    id, its status and the recorded error.
+    """
+    body: dict[str, Any] = {"execution": str(execution.pk), "status": execution.status, "output": execution.output}
+    if execution.status == ExecutionStatus.COMPLETED:
+        return Response(body, status=status.HTTP_200_OK)
+    error = dict(execution.error or {})
+    if execution.status != ExecutionStatus.FAILED:
+        return Response({**body, "error": error or None}, status=status.HTTP_202_ACCEPTED)
+    extra = {**(error.get("extra") or {}), "execution": str(execution.pk), "status": execution.status, "error": error}
+    code = status.HTTP_400_BAD_REQUEST if error.get("type") == "InvalidInput" else ExecutionFailed.status_code
+    return Response({"message": error.get("message") or "the run failed", "extra": extra}, status=code)
 
 
 def queued_result(execution: Execution) -> Response:

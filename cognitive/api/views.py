@@ -19,9 +19,9 @@ from cognitive.api.filters import ExecutionFilter, ProgramVersionFilter
 from cognitive.api.throttles import ActionThrottle
 from cognitive.models import Execution, LanguageModel, Module, Optimizer, Program, ProgramVersion, Signature
 from cognitive.policies import IsOwnerOrStaff, IsStaffOrReadOnly
-from cognitive.services import executions, lms, modules, optimizers, programs, signatures, submissions
-from cognitive.services import runs as run_services
+from cognitive.services import lms, modules, optimizers, programs, run_requests, signatures
 from cognitive.services import versions as version_services
+from cognitive.services.execution_jobs import execution_cancel
 
 
 class OwnedViewSet(viewsets.ModelViewSet):
@@ -129,8 +129,8 @@ class ModuleViewSet(OwnedViewSet):
         """Run the module now on `input` (checked against its signature first). The trace is the execution's."""
         body = run_api.ExecuteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        execution = run_services.module_execute(module=self._module(), owner=request.user, **body.validated_data)
-        return run_api.run_result(execution)
+        run = run_requests.module_run_request(module=self._module(), owner=request.user, **body.validated_data)
+        return run_api.run_result(run_requests.run_now(run))
 
     def _module(self) -> Module:
         return self._unannotated(selectors.module_list(user=self.request.user, with_stats=False))
@@ -175,11 +175,15 @@ class ProgramViewSet(OwnedViewSet):
         """Run an active program. `wait: true` answers with the output; otherwise 202 and poll the execution."""
         body = run_api.RunSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        execution, queued = run_services.program_submit(
+        wait = body.validated_data.pop("wait")
+        run = run_requests.program_run_request(
             program=self._program(), owner=request.user, idempotency_key=request.headers.get("Idempotency-Key", ""),
             **body.validated_data,
         )
-        return run_api.queued_result(execution) if queued else run_api.run_result(execution)
+        if wait:
+            return run_api.run_result(run_requests.run_now(run))
+        execution, _ = run_requests.run_enqueue(run)
+        return run_api.queued_result(execution)
 
     @extend_schema(
         request=None, responses={200: s.ProgramVersionSerializer(many=True), 201: s.ProgramVersionSerializer}
@@ -203,7 +207,9 @@ class ProgramViewSet(OwnedViewSet):
         """Queue one execution per input (up to DSPEX_BATCH_MAX); poll `/api/batches/{id}/`."""
         body = RunBatchSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        batch = submissions.program_run_batch(program=self._program(), owner=request.user, **body.validated_data)
+        batch = run_requests.batch_enqueue(
+            run_requests.batch_run_request(program=self._program(), owner=request.user, **body.validated_data)
+        )
         return Response({"batch": BatchSerializer(batch).data}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -258,5 +264,5 @@ class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         """A pending execution never runs; a running one stops at its next step boundary."""
-        cancelled = executions.execution_cancel(execution=self.get_object())
+        cancelled = execution_cancel(execution=self.get_object())
         return Response(self.get_serializer(cancelled).data)

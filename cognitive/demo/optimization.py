@@ -12,7 +12,8 @@ from cognitive.models import Dataset, LanguageModel, Module, OptimizationRun, Pr
 from cognitive.models.optimization_run import ACTIVE_RUN_STATUSES
 from cognitive.services.datasets import dataset_create, dataset_import
 from cognitive.services.modules import module_create
-from cognitive.services.optimization import optimization_execute, optimization_start
+from cognitive.services.optimization_jobs import optimization_execute
+from cognitive.services.optimization_requests import optimization_start
 from cognitive.services.programs import program_activate, program_create
 from cognitive.services.signatures import signature_create
 
@@ -49,7 +50,7 @@ def setup_program(owner: AbstractBaseUser, lm: LanguageModel) -> tuple[Program, 
     return program, dataset
 
 
-# The phases a run reports, in order (see cognitive/services/optimization.py).
+# The phases a run reports, in order (see cognitive/services/optimization_jobs.py).
 PHASES = ("queued", "starting", "baseline", "compiling", "compiled", "final", "done")
 
 

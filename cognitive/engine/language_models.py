@@ -48,16 +48,18 @@ class TracedLM(dspy.LM):
     limits: tuple[str, int | None, int | None] = ("", None, None)
 
     def __call__(self, prompt: Any = None, *, messages: Any = None, **kwargs: Any) -> Any:
-        from cognitive.engine.tracing import recording_lm_call
+        from cognitive.engine.tracing import raise_if_stopped, recording_lm_call
 
+        raise_if_stopped()
         self._acquire(prompt, messages)
         with recording_lm_call(self, prompt, messages) as call:
             call.outputs = super().__call__(prompt, messages=messages, **kwargs)
         return call.outputs
 
     async def acall(self, prompt: Any = None, *, messages: Any = None, **kwargs: Any) -> Any:
-        from cognitive.engine.tracing import recording_lm_call
+        from cognitive.engine.tracing import raise_if_stopped, recording_lm_call
 
+        raise_if_stopped()
         self._acquire(prompt, messages)
         with recording_lm_call(self, prompt, messages) as call:
             call.outputs = await super().acall(prompt, messages=messages, **kwargs)

@@ -20,6 +20,7 @@ from typing import Any
 import dspy
 
 from cognitive.engine.config_schema import accepted_parameters
+from cognitive.engine.errors import transient_failure
 from cognitive.engine.metrics import get_metric
 from cognitive.engine.optimizers import OPTIMIZER_CLASSES
 from cognitive.engine.pipeline import PipelineEnv, run_pipeline
@@ -27,10 +28,14 @@ from cognitive.engine.plan import PipelinePlan
 from cognitive.engine.runner import PreparedModule, dump_json_state, load_json_state
 from cognitive.engine.tracing import StepTrace
 from cognitive.engine.validation import check_program_input
+from cognitive.errors import RetryableError
 
 STOP_BUDGET = "budget"
 STOP_CANCELLED = "cancelled"
 STOP_LOST = "lost"
+# An LM call failed in a way that passes by itself (a rate limit, a 5xx): the run retries later
+# rather than scoring the failed examples 0, which would make the scores wrong.
+STOP_TRANSIENT = "transient"
 
 
 class OptimizationStopped(BaseException):
@@ -131,6 +136,7 @@ class OptimizationMeter(StepTrace):
         self.budget_reached = False
         self.enforce_budget = False
         self._stop_reason: str | None = None
+        self.transient: RetryableError | None = None  # why the run stopped with STOP_TRANSIENT
         self._evaluating: dict[str, Any] = {}
         self._version = 0  # bumped on every change, so writers know when there is something new
         self._meter_lock = threading.Lock()
@@ -164,6 +170,13 @@ class OptimizationMeter(StepTrace):
                 self.optimizer_lm_calls += 1
             self.lm_calls += 1
             self._version += 1
+
+    def on_lm_end(self, call_id: str, outputs: Any, exception: BaseException | None = None) -> None:
+        transient = transient_failure(exception) if exception is not None else None
+        if transient is not None:
+            with self._meter_lock:
+                self.transient = self.transient or transient
+                self._stop_reason = self._stop_reason or STOP_TRANSIENT
 
     def on_tool_start(self, call_id: str, instance: Any, inputs: dict[str, Any]) -> None:
         return None

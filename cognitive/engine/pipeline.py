@@ -13,12 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import dspy
 from dspy.dsp.utils.settings import thread_local_overrides
 
 from cognitive.engine.errors import is_parse_failure, transient_failure
 from cognitive.engine.plan import INPUT, Binding, Const, ListOf, PipelinePlan, Ref, Stage, StepPlan
 from cognitive.engine.runner import OutputMismatch, PreparedModule, call_module
-from cognitive.engine.tracing import StepTrace, add_metrics, clip, error_info
+from cognitive.engine.tracing import STOP_CHECK, StepTrace, add_metrics, clip, error_info
 from cognitive.engine.values import ValueMismatch, check_value
 from cognitive.errors import ApplicationError, ExecutionFailed, RateLimited, RetryableError
 
@@ -101,6 +102,11 @@ def cancelled() -> ExecutionFailed:
 
 
 def run_pipeline(plan: PipelinePlan, program_input: Mapping[str, Any], env: PipelineEnv) -> PipelineResult:
+    with dspy.context(**{STOP_CHECK: env.should_stop}):
+        return _run_stages(plan, program_input, env)
+
+
+def _run_stages(plan: PipelinePlan, program_input: Mapping[str, Any], env: PipelineEnv) -> PipelineResult:
     values: dict[str, Any] = {INPUT: dict(program_input)}
     runs: list[StepRun] = []
     for index, stage in enumerate(plan.stages):
@@ -333,12 +339,14 @@ def pipeline_metrics(runs: list[StepRun]) -> dict[str, Any]:
 
 
 def run_module_once(
-    prepared: PreparedModule, inputs: Mapping[str, Any], *, step_id: str, module_name: str
+    prepared: PreparedModule, inputs: Mapping[str, Any], *, step_id: str, module_name: str,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> StepRun:
     """A single module execute, outside any pipeline: one step, no retries, no recovery."""
     step = StepPlan(
         id=step_id, path="", kind="module", inputs=prepared.inputs, outputs=prepared.outputs,
         bindings={f.name: Ref(INPUT, f.name, f"${INPUT}.{f.name}") for f in prepared.inputs}, module=module_name,
     )
-    env = PipelineEnv(modules={step_id: prepared}, on_step=lambda run: None)
-    return _attempts(step, {INPUT: dict(inputs)}, env)
+    env = PipelineEnv(modules={step_id: prepared}, on_step=lambda run: None, should_stop=should_stop)
+    with dspy.context(**{STOP_CHECK: should_stop}):
+        return _attempts(step, {INPUT: dict(inputs)}, env)

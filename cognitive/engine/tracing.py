@@ -26,6 +26,22 @@ from dspy.utils.usage_tracker import UsageTracker
 
 # The dspy.context key under which the running step's StepTrace is found.
 STEP_TRACE = "dspex_step_trace"
+# The dspy.context key under which a run's stop check is found; TracedLM asks it before each call.
+STOP_CHECK = "dspex_should_stop"
+
+
+class RunStopped(BaseException):
+    """Raised instead of an LM call when the run must stop (cancelled, its claim lost, out of time).
+
+    A BaseException on purpose: DSPy's modules and adapters catch `Exception` and would carry on
+    (an adapter retries with another format), so only the calls already in flight complete.
+    """
+
+
+def raise_if_stopped() -> None:
+    check = dspy.settings.get(STOP_CHECK)
+    if check is not None and check():
+        raise RunStopped()
 # The LM call in progress on this thread (its event id), for usage and cost to join.
 _ACTIVE_LM_CALL: ContextVar[str | None] = ContextVar("dspex_active_lm_call", default=None)
 

@@ -49,7 +49,7 @@ class Execution(ConcurrentTransitionMixin, TimestampedModel):
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     status = FSMField(default=ExecutionStatus.PENDING, choices=ExecutionStatus.choices, protected=True)
     error = models.JSONField(null=True, blank=True)
-    # Job bookkeeping (see DESIGN.md "Durability").
+    # Job bookkeeping (see docs/architecture.md, "The job core").
     priority = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(0), MaxValueValidator(9)])
     attempt = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=3)
@@ -89,22 +89,6 @@ class Execution(ConcurrentTransitionMixin, TimestampedModel):
 
     def __str__(self) -> str:
         return f"execution {self.id} ({self.status})"
-
-    @transition(field=status, source=ExecutionStatus.PENDING, target=ExecutionStatus.RUNNING)
-    def start(self) -> None:
-        pass
-
-    @transition(field=status, source=ExecutionStatus.RUNNING, target=ExecutionStatus.COMPLETED)
-    def complete(self) -> None:
-        pass
-
-    @transition(field=status, source=[ExecutionStatus.PENDING, ExecutionStatus.RUNNING], target=ExecutionStatus.FAILED)
-    def fail(self) -> None:
-        pass
-
-    @transition(field=status, source=ExecutionStatus.RUNNING, target=ExecutionStatus.PENDING)
-    def retry(self) -> None:
-        pass
 
     @transition(
         field=status,

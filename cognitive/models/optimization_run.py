@@ -1,4 +1,4 @@
-"""Optimization jobs: the OptimizationRun row is the job (see DESIGN.md "Durability"), plus schedules
+"""Optimization jobs: the OptimizationRun row is the job (see docs/architecture.md), plus schedules
 and the history of which version was active when."""
 
 from __future__ import annotations
@@ -43,13 +43,14 @@ class OptimizationRun(ConcurrentTransitionMixin, OwnedModel):
         "cognitive.OptimizationSchedule", on_delete=models.SET_NULL, null=True, blank=True, related_name="runs"
     )
     status = FSMField(default=OptimizationRunStatus.QUEUED, choices=OptimizationRunStatus.choices, protected=True)
-    # Job bookkeeping, as on Execution.
+    # Job bookkeeping, as on Execution (see docs/architecture.md, "The job core").
     attempt = models.PositiveIntegerField(default=0)
     max_attempts = models.PositiveIntegerField(default=3)
     attempts = models.JSONField(default=list, blank=True, help_text="one record per attempt, with its outcome")
+    run_after = models.DateTimeField(null=True, blank=True, help_text="not claimed before this (a retry's backoff)")
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     worker_id = models.CharField(max_length=200, blank=True)
-    published_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True, help_text="last time its id was sent to the queue")
     # What the run shows while it goes and when it is done.
     progress = models.JSONField(
         default=dict, blank=True, help_text="phase, trials done/planned, best score, LM calls, tokens, cost"
@@ -83,25 +84,6 @@ class OptimizationRun(ConcurrentTransitionMixin, OwnedModel):
 
     def __str__(self) -> str:
         return f"optimization {self.pk} ({self.status})"
-
-    @transition(field=status, source=OptimizationRunStatus.QUEUED, target=OptimizationRunStatus.RUNNING)
-    def start(self) -> None:
-        pass
-
-    @transition(field=status, source=OptimizationRunStatus.RUNNING, target=OptimizationRunStatus.SUCCEEDED)
-    def succeed(self) -> None:
-        pass
-
-    @transition(
-        field=status, source=[OptimizationRunStatus.QUEUED, OptimizationRunStatus.RUNNING],
-        target=OptimizationRunStatus.FAILED,
-    )
-    def fail(self) -> None:
-        pass
-
-    @transition(field=status, source=OptimizationRunStatus.RUNNING, target=OptimizationRunStatus.QUEUED)
-    def requeue(self) -> None:
-        pass
 
     @transition(
         field=status,

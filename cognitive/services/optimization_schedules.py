@@ -2,7 +2,7 @@
 
 Beat calls `workers.optimization.scheduled` with the schedule id; a run starts only when the
 dataset changed (`Dataset.changed_at`) after the last scheduled run started, and promotes only
-under the usual rule (see services/optimization.py).
+under the usual rule (see services/optimization_jobs.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from django_celery_beat.validators import crontab_validator
 
 from cognitive.errors import ApplicationError, Conflict, InvalidInput
 from cognitive.models import Dataset, OptimizationSchedule, Program, ProgramStatus
-from cognitive.services.optimization import _check_request, optimization_start
+from cognitive.services.optimization_requests import check_optimization_request, optimization_start
 
 TASK_NAME = "workers.optimization.scheduled"
 
@@ -50,7 +50,7 @@ def optimization_schedule_set(
     """Create or replace the program's schedule and its beat task (editable in the admin afterwards)."""
     if program.status == ProgramStatus.ARCHIVED:
         raise Conflict("an archived program cannot be scheduled for optimization", {"state": program.status})
-    _, optimizer_type, config, metric_config, budget = _check_request(
+    _, optimizer_type, config, metric_config, budget = check_optimization_request(
         program=program, optimizer=optimizer, dataset=dataset, metric=metric, config=config,
         metric_config=metric_config, budget=budget,
     )

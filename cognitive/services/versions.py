@@ -1,15 +1,26 @@
-"""Program versions: snapshot the modules' DSPy JSON state, and render a version's prompts."""
+"""Program versions: snapshot the modules' DSPy JSON state, render a version's prompts, promote and roll back."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from cognitive.engine.runner import dump_json_state, render_prompt
-from cognitive.errors import Conflict
-from cognitive.models import Module, Program, ProgramVersion, VersionSource
+from cognitive.errors import Conflict, InvalidInput
+from cognitive.models import (
+    ActiveVersionChange,
+    Module,
+    OptimizationRun,
+    Program,
+    ProgramStatus,
+    ProgramVersion,
+    VersionChangeKind,
+    VersionSource,
+)
 from cognitive.services.pipelines import pipeline_compile, pipeline_modules
 
 
@@ -68,3 +79,64 @@ def program_version_prompt(*, version: ProgramVersion) -> dict[str, Any]:
 
 def messages_as_text(messages: list[dict[str, Any]]) -> str:
     return "\n\n".join(f"--- {message.get('role', '')} ---\n{message.get('content', '')}" for message in messages)
+
+
+def switch_active_version(
+    program: Program, version: ProgramVersion | None, *, kind: str, run: OptimizationRun | None = None,
+    actor: AbstractBaseUser | None = None, reason: str = "",
+) -> None:
+    """Make `version` the one runs use and record the change (call with the program locked)."""
+    ActiveVersionChange.objects.create(
+        program=program, kind=kind, from_version=program.active_version, to_version=version, run=run, actor=actor,
+        reason=reason[:300],
+    )
+    Program.objects.filter(pk=program.pk).update(active_version=version, updated_at=timezone.now())
+    program.active_version = version
+
+
+def program_promote(
+    *, program: Program, version: ProgramVersion, actor: AbstractBaseUser | None = None
+) -> Program:
+    """Make `version` the one runs use. Rollback returns to the version active before it."""
+    if version.program_id != program.pk:
+        raise InvalidInput("the version belongs to another program", {"field": "version"})
+    with transaction.atomic():
+        locked = Program.objects.select_for_update().get(pk=program.pk)
+        if locked.status not in (ProgramStatus.ACTIVE, ProgramStatus.OPTIMIZING):
+            raise Conflict(f"cannot promote a version of a program that is {locked.status}", {"state": locked.status})
+        if locked.active_version_id != version.pk:
+            switch_active_version(
+                locked, version, kind=VersionChangeKind.PROMOTE, actor=actor, reason="promoted by hand"
+            )
+    program.refresh_from_db()
+    return program
+
+
+def previous_active_version(program: Program) -> tuple[bool, ProgramVersion | None]:
+    """(found, version): the version active before the current one, replaying promotions and rollbacks."""
+    stack: list[Any] = []
+    for change in ActiveVersionChange.objects.filter(program=program).order_by("created_at", "id"):
+        if change.kind == VersionChangeKind.PROMOTE:
+            stack.append(change.from_version_id)
+        elif stack:
+            stack.pop()
+    if not stack:
+        return False, None
+    target = stack[-1]
+    return True, ProgramVersion.objects.filter(pk=target).first() if target else None
+
+
+def program_rollback(*, program: Program, actor: AbstractBaseUser | None = None) -> Program:
+    with transaction.atomic():
+        locked = Program.objects.select_for_update().get(pk=program.pk)
+        if locked.status not in (ProgramStatus.ACTIVE, ProgramStatus.OPTIMIZING):
+            raise Conflict(f"cannot roll back a program that is {locked.status}", {"state": locked.status})
+        found, target = previous_active_version(locked)
+        if not found:
+            raise Conflict("there is no earlier active version to roll back to", {"state": locked.status})
+        label = f"v{target.number}" if target else "the modules as declared"
+        switch_active_version(
+            locked, target, kind=VersionChangeKind.ROLLBACK, actor=actor, reason=f"rolled back to {label}"
+        )
+    program.refresh_from_db()
+    return program

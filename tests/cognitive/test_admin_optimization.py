@@ -8,8 +8,9 @@ from django.test import Client
 from django.urls import reverse
 
 from cognitive.models import ActiveVersionChange, OptimizationRun, Program, ProgramStatus
-from cognitive.services.optimization import optimization_start, program_promote
+from cognitive.services.optimization_requests import optimization_start
 from cognitive.services.programs import program_archive
+from cognitive.services.versions import program_promote
 from tests.factories import ProgramVersionFactory, StaffFactory, UserFactory
 from tests.optimization_helpers import make_dataset, make_program
 

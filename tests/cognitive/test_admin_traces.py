@@ -10,7 +10,7 @@ from django.urls import reverse
 from cognitive.models import Execution
 from cognitive.services.modules import module_create
 from cognitive.services.programs import program_activate, program_create
-from cognitive.services.runs import program_run
+from cognitive.services.run_requests import program_run_request, run_now
 from cognitive.services.signatures import signature_create
 from tests.factories import LanguageModelFactory, StaffFactory, UserFactory
 
@@ -26,8 +26,10 @@ def test_the_execution_page_shows_steps_lm_calls_tokens_and_errors(client, local
                           {"id": "second", "module": "qa", "inputs": {"question": "$first.answer"},
                            "on_error": {"fallback": {"answer": "n/a"}}}]}
     program = program_activate(program=program_create(owner=owner, name="p", pipeline=pipeline))
-    with mock.patch("workers.executions.run_execution.apply_async"):
-        execution = program_run(program=program, owner=owner, input={"question": "<b>What is 1 + 1?</b>"})
+    with mock.patch("cognitive.services.jobs.publishing.send_task"):
+        execution = run_now(
+            program_run_request(program=program, owner=owner, input={"question": "<b>What is 1 + 1?</b>"})
+        )
     client.force_login(StaffFactory())
 
     page = client.get(reverse("admin:cognitive_execution_change", args=[execution.pk]))

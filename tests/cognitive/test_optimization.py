@@ -26,13 +26,9 @@ from cognitive.models import (
     ProgramVersion,
 )
 from cognitive.services.datasets import execution_feedback
-from cognitive.services.optimization import (
-    optimization_cancel,
-    optimization_claim,
-    optimization_execute,
-    optimization_runs_reap,
-    optimization_start,
-)
+from cognitive.services.jobs import core, maintenance
+from cognitive.services.optimization_jobs import OPTIMIZATION_RUNS, optimization_execute
+from cognitive.services.optimization_requests import optimization_cancel, optimization_start
 from cognitive.services.optimization_schedules import optimization_schedule_set, optimization_scheduled
 from cognitive.services.programs import program_archive
 from local_lm.responder import oracle_answer
@@ -271,42 +267,39 @@ def test_budget_stops_the_optimizer_cleanly_and_keeps_the_best_so_far(local_lm):
     assert run.result_version is not None and run.final_score is not None
 
 
-def test_the_reaper_requeues_an_expired_lease_then_fails_when_attempts_are_used_up(local_lm, monkeypatch):
-    published: list[str] = []
-    monkeypatch.setattr("cognitive.services.optimization.publish_run", lambda run_id, **_: published.append(run_id))
+def test_the_reaper_requeues_an_expired_lease_then_fails_when_attempts_are_used_up(local_lm, broker_messages):
+    published = broker_messages["workers.optimization.run"]
     program = make_program(UserFactory(), local_lm.url)
     run = start(program, make_dataset(program))
     run.max_attempts = 2
     OptimizationRun.objects.filter(pk=run.pk).update(max_attempts=2)
     for expected in (OptimizationRunStatus.QUEUED, OptimizationRunStatus.FAILED):
-        assert optimization_claim(run_id=run.pk, worker_id="doomed") is not None
+        assert core.claim(OPTIMIZATION_RUNS, run.pk, worker_id="doomed") is not None
         OptimizationRun.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-        assert optimization_runs_reap() == 1
+        assert maintenance.reap(OPTIMIZATION_RUNS) == 1
         run.refresh_from_db()
         assert run.status == expected
     assert [a["outcome"] for a in run.attempts] == ["worker-lost", "worker-lost"]
     assert run.error["attempts_exhausted"] is True
-    assert published == [run.pk, run.pk]  # on start, then by the reaper
+    assert [c.kwargs["args"] for c in published.call_args_list] == [[str(run.pk)]] * 2  # on start, then by the reaper
     assert Program.objects.get(pk=program.pk).status == ProgramStatus.ACTIVE
 
 
-def test_a_zombie_worker_cannot_complete_a_reaped_run(local_lm, monkeypatch):
-    monkeypatch.setattr("cognitive.services.optimization.publish_run", lambda run_id, **_: None)
+def test_a_zombie_worker_cannot_complete_a_reaped_run(local_lm, broker_messages):
     program = make_program(UserFactory(), local_lm.url)
     run = start(program, make_dataset(program))
-    zombie = optimization_claim(run_id=run.pk, worker_id="zombie")
+    zombie = core.claim(OPTIMIZATION_RUNS, run.pk, worker_id="zombie")
     OptimizationRun.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
-    optimization_runs_reap()
+    maintenance.reap(OPTIMIZATION_RUNS)
     rescued = run_now(run)  # attempt 2 claims and finishes
-    from cognitive.services.optimization import _complete
+    from cognitive.services.optimization_jobs import _complete
 
     assert _complete(zombie, baseline=0, final=1, state={}, notes=[], progress={}, trials=[]) == "lost-claim"
     assert rescued.status == SUCCEEDED and rescued.attempt == 2
     assert ProgramVersion.objects.filter(program=program).count() == 1
 
 
-def test_feedback_makes_the_scheduled_run_start_and_promote(local_lm, monkeypatch):
-    monkeypatch.setattr("cognitive.services.optimization.publish_run", lambda run_id, **_: None)
+def test_feedback_makes_the_scheduled_run_start_and_promote(local_lm, broker_messages):
     owner = UserFactory()
     program = make_program(owner, local_lm.url)
     dataset = make_dataset(program, train=2, val=20)
@@ -371,12 +364,9 @@ def _compile_failing_once(monkeypatch, exc):
     [(RetryableError("LM answered 502"), "retry", 1), (RateLimited("LM answered 429", retry_after=3), "snoozed", 0)],
 )
 def test_transient_failures_retry_with_backoff_and_rate_limits_use_no_attempt(
-    local_lm, monkeypatch, exc, outcome, attempt_after_failure
+    local_lm, monkeypatch, broker_messages, exc, outcome, attempt_after_failure
 ):
-    delays: list[float | None] = []
-    monkeypatch.setattr(
-        "cognitive.services.optimization.publish_run", lambda run_id, countdown=None: delays.append(countdown)
-    )
+    queue = broker_messages["workers.optimization.run"]
     _compile_failing_once(monkeypatch, exc)
     program = make_program(UserFactory(), local_lm.url)
     run = start(program, make_dataset(program))
@@ -384,15 +374,16 @@ def test_transient_failures_retry_with_backoff_and_rate_limits_use_no_attempt(
     run.refresh_from_db()
     assert run.status == OptimizationRunStatus.QUEUED and run.attempt == attempt_after_failure
     assert Program.objects.get(pk=program.pk).status == ProgramStatus.OPTIMIZING
+    delays = [c.kwargs["countdown"] for c in queue.call_args_list]
     assert delays and delays[-1] is not None and (outcome == "retry" or delays[-1] >= 3)
+    OptimizationRun.objects.filter(pk=run.pk).update(run_after=None)  # the backoff has passed
     assert optimization_execute(run_id=run.pk) == "succeeded"
     run.refresh_from_db()
     assert [a["outcome"] for a in run.attempts] == [outcome, "succeeded"]
     assert run.status == SUCCEEDED and Program.objects.get(pk=program.pk).status == ProgramStatus.ACTIVE
 
 
-def test_a_transient_failure_on_the_last_attempt_fails_the_run(local_lm, monkeypatch):
-    monkeypatch.setattr("cognitive.services.optimization.publish_run", lambda run_id, **_: None)
+def test_a_transient_failure_on_the_last_attempt_fails_the_run(local_lm, monkeypatch, broker_messages):
     _compile_failing_once(monkeypatch, RetryableError("LM answered 503"))
     program = make_program(UserFactory(), local_lm.url)
     run = start(program, make_dataset(program))

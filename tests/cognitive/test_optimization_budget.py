@@ -14,8 +14,9 @@ import pytest
 from cognitive.engine.optimization import STOP_BUDGET, Budget, OptimizationMeter, OptimizationStopped
 from cognitive.errors import InvalidInput
 from cognitive.models import LanguageModel, OptimizationRun, OptimizationRunStatus, Program, ProgramStatus
-from cognitive.services import optimization as optimization_services
-from cognitive.services.optimization import optimization_execute, optimization_start
+from cognitive.services import optimization_jobs as optimization_services
+from cognitive.services.optimization_jobs import optimization_execute
+from cognitive.services.optimization_requests import optimization_start
 from tests.factories import UserFactory
 from tests.optimization_helpers import make_dataset, make_program
 

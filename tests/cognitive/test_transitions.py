@@ -16,7 +16,7 @@ from cognitive.models import (
     ProgramStatus,
     Signature,
 )
-from cognitive.services.executions import execution_cancel
+from cognitive.services.execution_jobs import execution_cancel
 from cognitive.services.modules import module_fail, module_initialize, module_reset, module_update
 from cognitive.services.programs import program_activate, program_archive, program_update
 from cognitive.services.transitions import apply_transition
@@ -50,11 +50,9 @@ LIFECYCLES: dict[str, tuple[type, str, dict[str, dict[str, str]]]] = {
     "execution": (
         Execution,
         "status",
+        # Claim, complete, retry and fail are the job core's conditional updates, tested in
+        # tests/cognitive/services/test_jobs.py; cancel stays declared for the admin's button.
         {
-            "start": {"pending": "running"},
-            "complete": {"running": "completed"},
-            "fail": {"pending": "failed", "running": "failed"},
-            "retry": {"running": "pending"},
             "cancel": {"pending": "cancelled", "running": "cancelled"},
         },
     ),

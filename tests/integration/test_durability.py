@@ -14,7 +14,7 @@ from cognitive.services.programs import program_activate, program_create
 from cognitive.services.signatures import signature_create
 from tests.factories import UserFactory
 from tests.integration.harness import Processes, can_restart_postgresql, restart_postgresql, wait_for
-from workers.executions import run_execution
+from workers.executions import run as run_execution
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,7 @@ from cognitive.services.corpora import corpus_create
 from cognitive.services.lms import lm_save
 from cognitive.services.modules import module_create
 from cognitive.services.programs import program_activate, program_create, program_update
-from cognitive.services.runs import program_run, program_submit
+from cognitive.services.run_requests import program_run_request, run_enqueue, run_now
 from cognitive.services.signatures import signature_create
 
 DEMO_USER = "demo"
@@ -78,7 +78,7 @@ class Command(BaseCommand):
             try:
                 program = self._setup(api_base)
                 if options["inline"]:
-                    execution = program_run(program=program, owner=program.owner, input=question)
+                    execution = run_now(program_run_request(program=program, owner=program.owner, input=question))
                 else:
                     execution = self._run_queued(program, question, stack)
             except ApplicationError as exc:
@@ -89,7 +89,7 @@ class Command(BaseCommand):
 
     def _run_queued(self, program: Program, question: dict[str, Any], stack: ExitStack) -> Execution:
         """The production path: a durable row, its id on the broker, a real Celery worker process."""
-        execution, _ = program_submit(program=program, owner=program.owner, input=question, wait=False)
+        execution, _ = run_enqueue(program_run_request(program=program, owner=program.owner, input=question))
         self.stdout.write(f"Queued execution {execution.pk} on {settings.CELERY_BROKER_URL.split('@')[-1]}")
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "--quiet", "-A", "dspex_site", "worker", "--pool=threads",

@@ -133,7 +133,8 @@ def test_schedule_creates_an_editable_beat_task(api, program, dataset):
 
 
 def test_admin_shows_progress_and_a_trial_chart_and_rolls_back(client, staff, program, dataset):
-    from cognitive.services.optimization import optimization_start, program_promote
+    from cognitive.services.optimization_requests import optimization_start
+    from cognitive.services.versions import program_promote
 
     run = optimization_start(
         program=program, owner=program.owner, optimizer="labeled_few_shot", dataset=dataset, metric="exact_match"

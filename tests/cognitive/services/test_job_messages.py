@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from unittest import mock
 
@@ -11,8 +10,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from cognitive.models import Execution, ExecutionStatus, Module, Program
-from cognitive.services import jobs, runs
-from cognitive.services.executions import execution_cancel
+from cognitive.services import execution_jobs
+from cognitive.services.execution_jobs import EXECUTIONS, execution_cancel
+from cognitive.services.jobs import publishing
 from cognitive.services.modules import module_create
 from cognitive.services.programs import program_activate, program_create
 from cognitive.services.signatures import signature_create, signature_update
@@ -27,7 +27,7 @@ from tests.factories import LanguageModelFactory, UserFactory
 )
 def test_ids_per_message_at_the_default_maximum(settings, count, size):
     settings.DSPEX_IDS_PER_MESSAGE_MAX = 16
-    assert jobs.ids_per_message(count) == size
+    assert publishing.ids_per_message(count) == size
 
 
 @pytest.mark.parametrize(
@@ -36,16 +36,15 @@ def test_ids_per_message_at_the_default_maximum(settings, count, size):
 )
 def test_ids_per_message_follows_the_setting(settings, maximum, count, size):
     settings.DSPEX_IDS_PER_MESSAGE_MAX = maximum
-    assert jobs.ids_per_message(count) == size
+    assert publishing.ids_per_message(count) == size
 
 
 # -- publishing ----------------------------------------------------------------------------
 
 
 @pytest.fixture
-def run_many():
-    with mock.patch("workers.executions.run_executions.apply_async") as apply_async:
-        yield apply_async
+def run_many(broker_messages):
+    return broker_messages["workers.executions.run_many"]
 
 
 def ids(n: int) -> list[uuid.UUID]:
@@ -56,7 +55,7 @@ def ids(n: int) -> list[uuid.UUID]:
 def test_a_small_batch_goes_out_as_one_message_per_id(no_broker, run_many, django_assert_num_queries):
     batch = ids(5)
     with django_assert_num_queries(0):  # the rows were written with published_at already
-        jobs.publish_executions(batch, priority=3)
+        publishing.publish_many(EXECUTIONS, batch, priority=3)
 
     assert not run_many.called
     assert [c.kwargs["args"] for c in no_broker.call_args_list] == [[str(i)] for i in batch]
@@ -68,12 +67,12 @@ def test_a_large_batch_shares_messages_covering_every_id_once_in_order(
     no_broker, run_many, settings, django_assert_num_queries
 ):
     settings.DSPEX_IDS_PER_MESSAGE_MAX = 16
-    settings.CELERY_TASK_SOFT_TIME_LIMIT = 10
-    settings.CELERY_TASK_TIME_LIMIT = 12
+    settings.DSPEX_EXECUTION_SOFT_TIME_LIMIT = 10
+    settings.DSPEX_EXECUTION_TIME_LIMIT = 12
     batch = ids(100)
 
     with django_assert_num_queries(0):
-        jobs.publish_executions(batch, priority=7)
+        publishing.publish_many(EXECUTIONS, batch, priority=7)
 
     assert not no_broker.called
     calls = run_many.call_args_list
@@ -81,7 +80,7 @@ def test_a_large_batch_shares_messages_covering_every_id_once_in_order(
     assert [i for chunk in chunks for i in chunk] == [str(i) for i in batch]
     assert all(1 <= len(chunk) <= settings.DSPEX_IDS_PER_MESSAGE_MAX for chunk in chunks)
     assert max(len(chunk) for chunk in chunks) > 1
-    assert len(chunks) >= jobs.MIN_MESSAGES_PER_BATCH  # still enough messages to keep a worker's threads busy
+    assert len(chunks) >= publishing.MIN_MESSAGES_PER_BATCH  # still enough messages to keep a worker's threads busy
     for call, chunk in zip(calls, chunks, strict=True):
         assert call.kwargs["priority"] == 7
         assert call.kwargs["soft_time_limit"] == 10 * len(chunk)
@@ -93,7 +92,7 @@ def test_a_large_batch_shares_messages_covering_every_id_once_in_order(
 def test_ids_start_sharing_messages_at_two_per_message(no_broker, run_many, settings, count, singles, shared):
     settings.DSPEX_IDS_PER_MESSAGE_MAX = 16
     batch = ids(count)
-    jobs.publish_executions(batch)
+    publishing.publish_many(EXECUTIONS, batch)
 
     assert no_broker.call_count == singles
     chunks = [c.kwargs["args"][0] for c in run_many.call_args_list]
@@ -106,7 +105,7 @@ def test_ids_start_sharing_messages_at_two_per_message(no_broker, run_many, sett
 def test_the_maximum_caps_every_message(no_broker, run_many, settings):
     settings.DSPEX_IDS_PER_MESSAGE_MAX = 4
     batch = ids(1000)
-    jobs.publish_executions(batch)
+    publishing.publish_many(EXECUTIONS, batch)
 
     chunks = [c.kwargs["args"][0] for c in run_many.call_args_list]
     assert [len(chunk) for chunk in chunks] == [4] * 250
@@ -118,7 +117,7 @@ def test_the_maximum_caps_every_message(no_broker, run_many, settings):
 def test_a_maximum_of_one_sends_single_messages(no_broker, run_many, settings):
     settings.DSPEX_IDS_PER_MESSAGE_MAX = 1
     batch = ids(100)
-    jobs.publish_executions(batch)
+    publishing.publish_many(EXECUTIONS, batch)
 
     assert not run_many.called
     assert [c.kwargs["args"] for c in no_broker.call_args_list] == [[str(i)] for i in batch]
@@ -130,7 +129,7 @@ def test_a_chunk_that_cannot_be_published_does_not_stop_the_others(no_broker, ru
     run_many.side_effect = [ConnectionError("broker down"), *[None] * 100]
     batch = ids(100)
 
-    jobs.publish_executions(batch)  # logged; the sweeper re-sends what was lost
+    publishing.publish_many(EXECUTIONS, batch)  # logged; the sweeper re-sends what was lost
 
     chunks = [c.kwargs["args"][0] for c in run_many.call_args_list]
     assert [i for chunk in chunks for i in chunk] == [str(i) for i in batch]
@@ -176,7 +175,7 @@ def reads_of(queries, model) -> int:
 def test_a_message_completes_each_row_once_and_a_redelivery_claims_nothing(program, local_lm):
     chunk = pending(program, 3)
 
-    assert jobs.executions_process(execution_ids=pks(chunk)) == ["completed"] * 3
+    assert execution_jobs.executions_process(execution_ids=pks(chunk)) == ["completed"] * 3
 
     assert local_lm.stats()["chat_requests"] == 3
     for execution in chunk:
@@ -186,7 +185,7 @@ def test_a_message_completes_each_row_once_and_a_redelivery_claims_nothing(progr
         assert set(row.output) == {"answer"}
         assert row.children.count() == 1
 
-    assert jobs.executions_process(execution_ids=pks(chunk)) == ["not-claimed"] * 3
+    assert execution_jobs.executions_process(execution_ids=pks(chunk)) == ["not-claimed"] * 3
 
     assert local_lm.stats()["chat_requests"] == 3
     for execution in chunk:
@@ -199,7 +198,7 @@ def test_a_message_completes_each_row_once_and_a_redelivery_claims_nothing(progr
 def test_each_row_is_claimed_only_when_its_turn_comes(program, local_lm):
     first, second, third = chunk = pending(program, 3)
     seen_while_first_ran: dict[str, str] = {}
-    perform = runs.execution_perform
+    perform = execution_jobs.execution_perform
 
     def spy(*, execution, **kwargs):  # cancels the second row while the first runs
         if execution.pk == first.pk:
@@ -208,11 +207,8 @@ def test_each_row_is_claimed_only_when_its_turn_comes(program, local_lm):
             execution_cancel(execution=Execution.objects.get(pk=second.pk))
         return perform(execution=execution, **kwargs)
 
-    with contextlib.ExitStack() as patches:
-        for module in (runs, jobs):  # wherever the job layer finds it
-            if hasattr(module, "execution_perform"):
-                patches.enter_context(mock.patch.object(module, "execution_perform", spy))
-        outcomes = jobs.executions_process(execution_ids=pks(chunk))
+    with mock.patch.object(execution_jobs, "execution_perform", spy):
+        outcomes = execution_jobs.executions_process(execution_ids=pks(chunk))
 
     # The rows behind the running one were still pending: cancellable, and free for another worker.
     assert seen_while_first_ran == {str(second.pk): ExecutionStatus.PENDING, str(third.pk): ExecutionStatus.PENDING}
@@ -231,7 +227,7 @@ def test_a_row_cancelled_before_the_message_arrives_is_skipped(program, local_lm
     chunk = pending(program, 3)
     execution_cancel(execution=chunk[1])
 
-    assert jobs.executions_process(execution_ids=pks(chunk)) == ["completed", "not-claimed", "completed"]
+    assert execution_jobs.executions_process(execution_ids=pks(chunk)) == ["completed", "not-claimed", "completed"]
     assert local_lm.stats()["chat_requests"] == 2
     assert Execution.objects.get(pk=chunk[1].pk).status == ExecutionStatus.CANCELLED
 
@@ -239,13 +235,13 @@ def test_a_row_cancelled_before_the_message_arrives_is_skipped(program, local_lm
 @pytest.mark.django_db
 @pytest.mark.usefixtures("no_broker")
 def test_the_rows_of_a_message_share_one_read_of_the_program_and_its_modules(program):
-    jobs.executions_process(execution_ids=pks(pending(program, 1)))  # caches warm, as in a running worker
+    execution_jobs.executions_process(execution_ids=pks(pending(program, 1)))  # caches warm, as in a running worker
     one, three = pending(program, 1), pending(program, 3)
 
     with CaptureQueriesContext(connection) as single:
-        assert jobs.executions_process(execution_ids=pks(one)) == ["completed"]
+        assert execution_jobs.executions_process(execution_ids=pks(one)) == ["completed"]
     with CaptureQueriesContext(connection) as shared:
-        assert jobs.executions_process(execution_ids=pks(three)) == ["completed"] * 3
+        assert execution_jobs.executions_process(execution_ids=pks(three)) == ["completed"] * 3
 
     # Re-read once per message (so an edit applies from the next one), not once per row.
     assert reads_of(single.captured_queries, Module) >= 1
@@ -258,7 +254,7 @@ def test_the_rows_of_a_message_share_one_read_of_the_program_and_its_modules(pro
 def test_an_edit_made_during_a_message_applies_from_the_next_message(program):
     chunk, later = pending(program, 3), pending(program, 1)
     signature = Module.objects.get(owner=program.owner, name="qa").signature
-    perform = runs.execution_perform
+    perform = execution_jobs.execution_perform
 
     def spy(*, execution, **kwargs):  # redefines the signature once the first row has run
         result = perform(execution=execution, **kwargs)
@@ -266,13 +262,10 @@ def test_an_edit_made_during_a_message_applies_from_the_next_message(program):
             signature_update(signature=signature, spec="question: str -> answer: str, confidence: float")
         return result
 
-    with contextlib.ExitStack() as patches:
-        for module in (runs, jobs):
-            if hasattr(module, "execution_perform"):
-                patches.enter_context(mock.patch.object(module, "execution_perform", spy))
-        assert jobs.executions_process(execution_ids=pks(chunk)) == ["completed"] * 3
+    with mock.patch.object(execution_jobs, "execution_perform", spy):
+        assert execution_jobs.executions_process(execution_ids=pks(chunk)) == ["completed"] * 3
 
     outputs = [Execution.objects.get(pk=e.pk).output for e in chunk]
     assert [set(output) for output in outputs] == [{"answer"}] * 3
-    assert jobs.executions_process(execution_ids=pks(later)) == ["completed"]
+    assert execution_jobs.executions_process(execution_ids=pks(later)) == ["completed"]
     assert set(Execution.objects.get(pk=later[0].pk).output) == {"answer", "confidence"}

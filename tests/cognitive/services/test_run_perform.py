@@ -6,10 +6,11 @@ import pytest
 
 from cognitive.errors import ExecutionFailed, InvalidInput, RetryableError
 from cognitive.models import Execution, ExecutionStatus, Module, ProgramVersion
-from cognitive.services import jobs
+from cognitive.services.execution_jobs import EXECUTIONS, execution_run_inline
+from cognitive.services.jobs import core
 from cognitive.services.modules import module_create
 from cognitive.services.programs import program_activate, program_create
-from cognitive.services.runs import execution_perform
+from cognitive.services.run_perform import execution_perform
 from cognitive.services.signatures import signature_create
 from tests.factories import LanguageModelFactory, UserFactory
 
@@ -30,7 +31,7 @@ def qa(owner, local_lm):
 
 def claimed(**fields) -> Execution:
     execution = Execution.objects.create(max_attempts=2, **fields)
-    return jobs.execution_claim(execution_id=execution.pk, worker_id="test")
+    return core.claim(EXECUTIONS, execution.pk, worker_id="test")
 
 
 def two_steps(owner):
@@ -119,7 +120,7 @@ def test_a_version_state_that_does_not_fit_fails(owner, qa):
 def test_the_job_layer_runs_it_end_to_end(owner, qa):
     execution = Execution.objects.create(owner=owner, program=two_steps(owner), input={"question": "q"})
 
-    done = jobs.execution_run_inline(execution=execution)
+    done = execution_run_inline(execution=execution)
 
     assert done.status == ExecutionStatus.COMPLETED and set(done.output) == {"answer"}
     assert [s["step"] for s in done.trace] == ["a", "b"] and done.metrics["lm_calls"] == 2

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.html import format_html, format_html_join
 from django_fsm.admin import FSMAdminMixin
 
-from cognitive.admin_traces import render_execution_tree
+from cognitive.admin.traces import render_execution_tree
 from cognitive.engine.modules import validate_module_config
 from cognitive.engine.optimizers import validate_optimizer_config
 from cognitive.errors import ApplicationError, InvalidInput
@@ -29,7 +29,8 @@ from cognitive.models import (
     Signature,
 )
 from cognitive.selectors import corpus_list, signature_complexity_of
-from cognitive.services import corpora, executions, modules, programs
+from cognitive.services import corpora, modules, programs
+from cognitive.services.execution_jobs import execution_cancel
 from cognitive.services.pipelines import pipeline_check
 from cognitive.signatures import parse_signature
 
@@ -137,11 +138,18 @@ class ModuleAdmin(ServiceTransitionAdmin):
     }
 
     def save_model(self, request: HttpRequest, obj: Module, form: forms.ModelForm, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        # The API's rule (module_update): a redefined module must be initialized again.
-        redefined = set(form.changed_data) & {"type", "signature", "lm", "config"}
-        if change and redefined and obj.state in (ModuleState.READY, ModuleState.ERROR):
-            modules.module_reset(module=obj)
+        """Through the services, so the admin keeps the API's rules (a redefined module is initialized again)."""
+        data = form.cleaned_data
+        if not change:
+            fields = ("name", "type", "signature", "lm", "config", "cache_ttl")
+            saved = modules.module_create(owner=data["owner"], **{name: data[name] for name in fields})
+            obj.pk, obj._state.adding = saved.pk, False
+            return
+        original = Module.objects.get(pk=obj.pk)
+        original.owner = data["owner"]  # ownership is the admin's to change; the services never do
+        changed = {name: data[name] for name in form.changed_data if name != "owner"}
+        updated = modules.module_update(module=original, **changed)
+        obj.state, obj.updated_at = updated.state, updated.updated_at
 
 
 def _initialize_or_report(module: Module) -> None:
@@ -248,7 +256,7 @@ class ExecutionAdmin(ServiceTransitionAdmin):
         "run_after", "lease_expires_at", "worker_id", "idempotency_key", "started_at", "finished_at", "created_at",
     ]
     exclude = ["input", "output", "trace"]
-    transition_services = {"cancel": lambda execution: executions.execution_cancel(execution=execution)}
+    transition_services = {"cancel": lambda execution: execution_cancel(execution=execution)}
 
     @admin.display(description="run")
     def tree(self, obj: Execution) -> str:
@@ -387,5 +395,3 @@ class DocumentAdmin(admin.ModelAdmin):
     def embedded(self, obj: Document) -> bool:
         return obj.embedding is not None
 
-# The dataset and optimization admins live in their own modules; importing them registers them.
-from cognitive import admin_datasets, admin_optimization  # noqa: E402, F401

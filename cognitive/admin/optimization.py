@@ -20,7 +20,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_POST
 
-from cognitive.admin import ProgramAdmin, ProgramVersionAdmin, ServiceTransitionAdmin
+from cognitive.admin.core import ProgramAdmin, ProgramVersionAdmin, ServiceTransitionAdmin
 from cognitive.errors import ApplicationError
 from cognitive.models import (
     ActiveVersionChange,
@@ -30,12 +30,8 @@ from cognitive.models import (
     ProgramStatus,
     ProgramVersion,
 )
-from cognitive.services.optimization import (
-    optimization_cancel,
-    previous_active_version,
-    program_promote,
-    program_rollback,
-)
+from cognitive.services.optimization_requests import optimization_cancel
+from cognitive.services.versions import previous_active_version, program_promote, program_rollback
 
 # One template for every change page with promote / roll back buttons: django_fsm's change form
 # (transition buttons) plus a small POST form per button among the object tools.

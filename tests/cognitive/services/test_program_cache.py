@@ -10,8 +10,8 @@ from cognitive.errors import InvalidInput
 from cognitive.models import LanguageModel, Module, Program, ProgramVersion
 from cognitive.services.lms import lm_save
 from cognitive.services.modules import module_create, module_update
+from cognitive.services.program_cache import compiled_plan, prepared_modules
 from cognitive.services.programs import program_activate, program_create
-from cognitive.services.run_kits import compiled_plan, prepared_modules
 from cognitive.services.signatures import signature_create, signature_update
 from cognitive.services.versions import program_version_snapshot
 from tests.factories import LanguageModelFactory, UserFactory

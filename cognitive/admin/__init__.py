@@ -1,0 +1,10 @@
+"""The Django admin, one module per concern; importing this package registers every model admin.
+
+`core` registers the resources and jobs; `optimization` replaces the program and version
+admins with ones that promote and roll back; `datasets` adds datasets; `traces` renders an
+execution's steps and LM calls.
+"""
+
+from cognitive.admin import core, datasets, optimization
+
+__all__ = ["core", "datasets", "optimization"]
