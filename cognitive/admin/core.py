@@ -56,7 +56,8 @@ class ServiceTransitionAdmin(FSMAdminMixin, admin.ModelAdmin):
             self.message_user(request, f"'{name}' is not available here", level=messages.ERROR)
             return HttpResponseRedirect(request.path)
         try:
-            service(obj)
+            # The row as saved (the form may just have changed it through a service), not the form's copy.
+            service(type(obj).objects.get(pk=obj.pk))
         except ApplicationError as exc:
             self.message_user(request, exc.message, level=messages.ERROR)
         else:
@@ -148,8 +149,7 @@ class ModuleAdmin(ServiceTransitionAdmin):
         original = Module.objects.get(pk=obj.pk)
         original.owner = data["owner"]  # ownership is the admin's to change; the services never do
         changed = {name: data[name] for name in form.changed_data if name != "owner"}
-        updated = modules.module_update(module=original, **changed)
-        obj.state, obj.updated_at = updated.state, updated.updated_at
+        modules.module_update(module=original, **changed)
 
 
 def _initialize_or_report(module: Module) -> None:
