@@ -4,18 +4,22 @@
         .venv/bin/python -m bench [--n 300] [--latencies 0,200] [--concurrency 32]
 
 All rows are measured in the same run against the same local LM process, so the ratios mean
-something on any machine. The platform row uses a throwaway database (`dspex_bench`) and a real
-Celery worker process; it needs PostgreSQL and Redis.
+something on any machine. The platform row uses a throwaway database of its own (a unique name
+on the DATABASE_URL server, dropped at the end), free ports, and real Celery worker processes;
+it needs PostgreSQL and Redis.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,19 +155,35 @@ def platform(url: str, n: int, concurrency: int, workers: int) -> dict[str, floa
             proc.wait(30)
 
 
-def ensure_bench_database() -> None:
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def bench_database() -> Iterator[None]:
+    """A database of this run's own (a unique name on the server DATABASE_URL names), dropped afterwards."""
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
         raise SystemExit("set DATABASE_URL to a PostgreSQL server (the bench creates its own database)")
-    import psycopg
-
-    base, _, _ = url.rpartition("/")
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS dspex_bench WITH (FORCE)")
-        conn.execute("CREATE DATABASE dspex_bench")
-    os.environ["DATABASE_URL"] = f"{base}/dspex_bench"
     if not os.environ.get("REDIS_URL"):
         raise SystemExit("set REDIS_URL (the platform row goes through Redis)")
+    import psycopg
+
+    name = f"dspex_bench_{os.getpid()}_{int(time.time())}"
+    base, _, _ = url.rpartition("/")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    os.environ["DATABASE_URL"] = f"{base}/{name}"
+    try:
+        yield
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> None:
@@ -173,10 +193,15 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="threads per worker process")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (one per core)")
     args = parser.parse_args()
-    ensure_bench_database()
+    with bench_database():
+        rows = measure(args)
+    report(rows)
+
+
+def measure(args: argparse.Namespace) -> list[tuple[int, float, float, dict[str, float], str]]:
     rows = []
     for latency in [int(x) for x in args.latencies.split(",")]:
-        port = 18000 + latency
+        port = free_port()
         lm = start_local_lm(port, latency)
         url = f"http://127.0.0.1:{port}/v1"
         try:
@@ -186,6 +211,10 @@ def main() -> None:
         finally:
             lm.kill()
         rows.append((latency, loop, batch, rates, stats))
+    return rows
+
+
+def report(rows: list[tuple[int, float, float, dict[str, float], str]]) -> None:
     print(f"\n{'LM latency':>10} | {'DSPy loop/s':>11} | {'DSPy batch/s':>12} | {'run/ /s':>8} | {'run-batch/ /s':>13}"
           " | ratios vs loop (run/, run-batch/)")
     for latency, loop, batch, rates, stats in rows:
