@@ -64,8 +64,10 @@ from cognitive.models import (
     VersionChangeKind,
     VersionSource,
 )
+from cognitive.selectors import lm_by_name
 from cognitive.services.jobs import LeaseKeeper, attempts_with, backoff_seconds, error_payload, worker_identity
 from cognitive.services.pipelines import language_model_of, pipeline_compile, pipeline_modules
+from cognitive.services.retrieval import corpus_retriever
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +164,7 @@ def _check_request(
     split_optimizer_config(optimizer_type, config)
     if metric_config is not None and not isinstance(metric_config, dict):
         raise InvalidInput("metric_config must be a JSON object", {"field": "metric_config"})
-    get_metric(metric, config=metric_config or {})
+    get_metric(metric, config=metric_config or {}, language_models=lm_by_name)
     budget = _check_budget(budget)
     if dataset.program_id != program.pk:
         raise InvalidInput(f"dataset '{dataset.name}' belongs to another program", {"field": "dataset"})
@@ -377,10 +379,10 @@ def _build_session(run: OptimizationRun, meter: OptimizationMeter) -> tuple[Opti
     first_module = next(rows[step.module] for step in plan.steps() if step.kind == "module" and step.module in rows)
     train, val, note = _split_examples(run.dataset)
     init_kwargs, compile_kwargs = split_optimizer_config(run.optimizer_type, run.optimizer_config)
-    from cognitive.services.runs import _retriever
-
     session = OptimizationSession(
-        program=PipelineProgram(plan, prepared, retrieve=_retriever(program.owner), thread_exit=close_old_connections),
+        program=PipelineProgram(
+            plan, prepared, retrieve=corpus_retriever(program.owner), thread_exit=close_old_connections
+        ),
         lm=lm_for(language_model_of(first_module)),
         optimizer_type=run.optimizer_type,
         init_kwargs=init_kwargs,
@@ -390,6 +392,7 @@ def _build_session(run: OptimizationRun, meter: OptimizationMeter) -> tuple[Opti
         train=to_examples([(e.inputs, e.outputs) for e in train]),
         val=to_examples([(e.inputs, e.outputs) for e in val]),
         meter=meter,
+        language_models=lm_by_name,
         num_threads=int(getattr(settings, "DSPEX_OPTIMIZATION_THREADS", 4)),
     )
     notes = [note] if note else []

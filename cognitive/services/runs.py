@@ -34,6 +34,7 @@ from cognitive.models import (
 )
 from cognitive.policies import RUNNABLE_PROGRAM_STATUSES
 from cognitive.services.pipelines import module_signature, prepare_module_row
+from cognitive.services.retrieval import corpus_retriever
 from cognitive.services.row_updates import insert_row
 from cognitive.services.run_kits import CompiledPlan, compiled_plan, prepared_modules
 
@@ -88,7 +89,7 @@ def _perform_program(
         modules=prepared,
         on_step=children.write,
         should_stop=should_stop,
-        retrieve=_retriever(program.owner_id),
+        retrieve=corpus_retriever(program.owner_id),
         # Worker threads open their own database connections (retrieval reads documents).
         thread_exit=connections.close_all,
     )
@@ -114,16 +115,6 @@ def _program_kit(program: Program, version_id: Any) -> tuple[CompiledPlan, Mappi
     except InvalidInput as exc:
         extra = {**exc.extra, "type": "InvalidState"}
         raise ExecutionFailed(f"cannot load the program: {exc.message}", extra) from None
-
-
-def _retriever(owner: Any) -> Callable[..., list[str]]:
-    """`owner` is a user or a user id."""
-    from cognitive.engine.retrieval import retrieve
-
-    def run(*, corpus: str, method: str, query: str, k: int) -> list[str]:
-        return retrieve(owner=owner, corpus=corpus, method=method, query=query, k=k)
-
-    return run
 
 
 class _ChildWriter:

@@ -6,9 +6,10 @@ import socket
 
 import pytest
 
-from cognitive.engine import retrieval
+from cognitive.engine.retrieval import embed_texts
 from cognitive.errors import InvalidInput, RetryableError
 from cognitive.models import Document
+from cognitive.services import retrieval
 from cognitive.services.corpora import corpus_add_documents, corpus_create
 from tests.factories import LanguageModelFactory, UserFactory
 
@@ -204,7 +205,7 @@ def test_corpus_exists_is_scoped_to_the_owner(owner, session_lm):
 def test_embed_texts_returns_one_vector_per_text(local_lm_session):
     lm_row = _lm(local_lm_session)
 
-    vectors = retrieval.embed_texts(lm_row, ["red apples", "green apples", "quantum physics"])
+    vectors = embed_texts(lm_row, ["red apples", "green apples", "quantum physics"])
 
     assert len(vectors) == 3 and all(isinstance(x, float) for x in vectors[0])
-    assert retrieval.embed_texts(lm_row, []) == []
+    assert embed_texts(lm_row, []) == []
