@@ -259,6 +259,7 @@ def validate_metric_config(name: str, config: dict[str, Any] | None) -> dict[str
 
 
 def no_language_models(name: str) -> None:
+    """The lookup of a caller that offers no LMs: `llm_judge` then reports the named one as unknown."""
     return None
 
 
