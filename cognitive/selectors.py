@@ -64,6 +64,10 @@ def lm_list() -> QuerySet[LanguageModel]:
     return LanguageModel.objects.all()
 
 
+def lm_by_name(name: str) -> LanguageModel | None:
+    return LanguageModel.objects.filter(name=name).first()
+
+
 def module_list(*, user: AbstractBaseUser, with_stats: bool = True) -> QuerySet[Module]:
     queryset = _owned(Module.objects.select_related("signature", "lm", "owner"), user)
     return _with_execution_stats(queryset) if with_stats else queryset

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import dspy
 
-from cognitive.ratelimit import acquire_call, record_tokens
+from cognitive.engine.rate_limits import acquire_call, record_tokens
 
 # DSPy otherwise fetches LiteLLM's price map from GitHub (5 s timeout) on the first priced call
 # of every process; the bundled snapshot is enough for cost estimates and keeps workers offline.

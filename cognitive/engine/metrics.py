@@ -13,7 +13,8 @@ Both compare one output field: `field`, or by default the first output field of 
   `contains` asks whether the expected text appears in the predicted one.
 - `numeric_close`: `rel_tol` (default 0.01) and `abs_tol` (default 0): the first number in each value.
 - `llm_judge`: `lm` (required, the name of a LanguageModel) and `criteria` (optional text); a small
-  DSPy judge gives a score in [0, 1] and a sentence of feedback.
+  DSPy judge gives a score in [0, 1] and a sentence of feedback. The caller passes `language_models`,
+  which finds a configuration by name: the engine never looks one up itself.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 import dspy
 from dspy.evaluate.metrics import normalize_text
 
+from cognitive.engine.language_models import LanguageModelConfig, lm_for
 from cognitive.errors import InvalidInput
 
 METRIC_NAMES = ("exact_match", "f1", "contains", "numeric_close", "llm_judge")
@@ -35,6 +37,8 @@ METRIC_NAMES = ("exact_match", "f1", "contains", "numeric_close", "llm_judge")
 # A scorer sees the expected and predicted values of the compared field (and the whole gold
 # example, for the judge) and returns (score, feedback).
 Scorer = Callable[[Any, Any, Any], tuple[float, str]]
+# The LM configuration with this name, or None: the judge's LM comes from the caller's lookup.
+LanguageModelLookup = Callable[[str], LanguageModelConfig | None]
 
 _NUMBER_RE = re.compile(r"[-+]?(?:\d[\d,]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
@@ -56,7 +60,7 @@ def _tokens(value: Any) -> list[str]:
 # --------------------------------------------------------------------------- scorers
 
 
-def _exact_match(config: dict[str, Any]) -> Scorer:
+def _exact_match(config: dict[str, Any], language_models: LanguageModelLookup) -> Scorer:
     def score(expected: Any, predicted: Any, gold: Any) -> tuple[float, str]:
         if normalize_text(_text(expected)) == normalize_text(_text(predicted)):
             return 1.0, "Correct: the answer matches the expected one."
@@ -65,7 +69,7 @@ def _exact_match(config: dict[str, Any]) -> Scorer:
     return score
 
 
-def _f1(config: dict[str, Any]) -> Scorer:
+def _f1(config: dict[str, Any], language_models: LanguageModelLookup) -> Scorer:
     def score(expected: Any, predicted: Any, gold: Any) -> tuple[float, str]:
         want, got = _tokens(expected), _tokens(predicted)
         common = sum((Counter(want) & Counter(got)).values())
@@ -87,7 +91,7 @@ def _f1(config: dict[str, Any]) -> Scorer:
     return score
 
 
-def _contains(config: dict[str, Any]) -> Scorer:
+def _contains(config: dict[str, Any], language_models: LanguageModelLookup) -> Scorer:
     def score(expected: Any, predicted: Any, gold: Any) -> tuple[float, str]:
         want, got = normalize_text(_text(expected)), normalize_text(_text(predicted))
         if want and re.search(rf"(?:^|\s){re.escape(want)}(?:\s|$)", got):
@@ -111,7 +115,7 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def _numeric_close(config: dict[str, Any]) -> Scorer:
+def _numeric_close(config: dict[str, Any], language_models: LanguageModelLookup) -> Scorer:
     rel_tol = _non_negative(config, "rel_tol", 0.01)
     abs_tol = _non_negative(config, "abs_tol", 0.0)
 
@@ -143,14 +147,11 @@ class JudgeAnswer(dspy.Signature):
 _DEFAULT_CRITERIA = "The predicted answer means the same as the expected answer."
 
 
-def _llm_judge(config: dict[str, Any]) -> Scorer:
-    from cognitive.engine.language_models import lm_for
-    from cognitive.models import LanguageModel
-
+def _llm_judge(config: dict[str, Any], language_models: LanguageModelLookup) -> Scorer:
     lm_name = config.get("lm")
     if not isinstance(lm_name, str) or not lm_name:
         raise InvalidInput("llm_judge needs config.lm: the name of a language model", {"field": "config.lm"})
-    row = LanguageModel.objects.filter(name=lm_name).first()
+    row = language_models(lm_name)
     if row is None:
         raise InvalidInput(f"llm_judge: no language model named {lm_name!r}", {"field": "config.lm"})
     criteria = config.get("criteria", _DEFAULT_CRITERIA)
@@ -173,7 +174,7 @@ def _llm_judge(config: dict[str, Any]) -> Scorer:
     return score
 
 
-_SCORERS: dict[str, Callable[[dict[str, Any]], Scorer]] = {
+_SCORERS: dict[str, Callable[[dict[str, Any], LanguageModelLookup], Scorer]] = {
     "exact_match": _exact_match,
     "f1": _f1,
     "contains": _contains,
@@ -257,12 +258,25 @@ def validate_metric_config(name: str, config: dict[str, Any] | None) -> dict[str
     return config
 
 
+def no_language_models(name: str) -> None:
+    """The lookup of a caller that offers no LMs: `llm_judge` then reports the named one as unknown."""
+    return None
+
+
 def get_metric(
-    name: str, *, field: str | None = None, config: dict[str, Any] | None = None, for_gepa: bool = False
+    name: str,
+    *,
+    field: str | None = None,
+    config: dict[str, Any] | None = None,
+    for_gepa: bool = False,
+    language_models: LanguageModelLookup = no_language_models,
 ) -> Callable[..., Any]:
-    """The named metric as a DSPy metric function (see the module docstring)."""
+    """The named metric as a DSPy metric function (see the module docstring).
+
+    `language_models` finds the judge's LM for `llm_judge`; by default there are none to find.
+    """
     config = validate_metric_config(name, config)
-    scorer = _SCORERS[name](config)
+    scorer = _SCORERS[name](config, language_models)
     if field is not None and (not isinstance(field, str) or not field):
         raise InvalidInput("metric field must be a non-empty string", {"field": "field"})
 

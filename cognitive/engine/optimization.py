@@ -21,7 +21,7 @@ import dspy
 
 from cognitive.engine.config_schema import accepted_parameters
 from cognitive.engine.errors import transient_failure
-from cognitive.engine.metrics import get_metric
+from cognitive.engine.metrics import LanguageModelLookup, get_metric
 from cognitive.engine.optimizers import OPTIMIZER_CLASSES
 from cognitive.engine.pipeline import PipelineEnv, run_pipeline
 from cognitive.engine.plan import PipelinePlan
@@ -292,8 +292,10 @@ class OptimizationSession:
     def __init__(
         self, *, program: PipelineProgram, lm: dspy.BaseLM, optimizer_type: str, init_kwargs: Mapping[str, Any],
         compile_kwargs: Mapping[str, Any], metric: str, metric_config: Mapping[str, Any] | None,
-        train: list[dspy.Example], val: list[dspy.Example], meter: OptimizationMeter, num_threads: int = 4,
+        train: list[dspy.Example], val: list[dspy.Example], meter: OptimizationMeter,
+        language_models: LanguageModelLookup, num_threads: int = 4,
     ) -> None:
+        """`language_models` finds LM configurations by name for the metric (the `llm_judge`'s LM)."""
         self.program = program
         self.lm = lm
         self.optimizer_type = optimizer_type
@@ -305,6 +307,7 @@ class OptimizationSession:
         self.val = val
         self.meter = meter
         self.num_threads = num_threads
+        self.language_models = language_models
 
     def _context(self) -> Any:
         return dspy.context(lm=self.lm, callbacks=[self.meter], num_threads=self.num_threads)
@@ -312,7 +315,7 @@ class OptimizationSession:
     def evaluate(self, program: PipelineProgram, phase: str) -> float:
         """Mean metric on the val split; an example whose run fails scores 0."""
         self.meter.set_phase(phase)
-        metric = get_metric(self.metric_name, config=self.metric_config)
+        metric = get_metric(self.metric_name, config=self.metric_config, language_models=self.language_models)
         evaluator = dspy.Evaluate(
             devset=self.val, metric=metric, num_threads=self.num_threads, max_errors=len(self.val) + 1,
             display_progress=False, failure_score=0.0,
@@ -329,7 +332,8 @@ class OptimizationSession:
         params = accepted_parameters(cls.__init__, ())
         if "metric" in params:
             init["metric"] = get_metric(
-                self.metric_name, config=self.metric_config, for_gepa=self.optimizer_type == "gepa"
+                self.metric_name, config=self.metric_config, for_gepa=self.optimizer_type == "gepa",
+                language_models=self.language_models,
             )
         for lm_param in ("reflection_lm", "prompt_model", "task_model"):
             if lm_param in params:

@@ -11,9 +11,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Max
 
-from cognitive.engine import retrieval
+from cognitive.engine.retrieval import embed_texts, embedder_key
 from cognitive.errors import ApplicationError, Conflict, InvalidInput, RetryableError
 from cognitive.models import Corpus, Document, LanguageModel
+from cognitive.services import retrieval
 from cognitive.services.common import save_unique
 
 logger = logging.getLogger(__name__)
@@ -59,10 +60,10 @@ def _embed_or_defer(corpus: Corpus, texts: list[str]) -> tuple[str, list[list[fl
     """(embedder key, vectors), or no vectors when the embedding model cannot embed them right now."""
     lm_row = retrieval.corpus_embedding_lm(corpus)
     try:
-        return retrieval.embedder_key(lm_row), retrieval.embed_texts(lm_row, texts)
+        return embedder_key(lm_row), embed_texts(lm_row, texts)
     except (ApplicationError, RetryableError) as exc:
         logger.warning("corpus '%s': storing %d documents unembedded: %s", corpus.name, len(texts), exc)
-        return retrieval.embedder_key(lm_row), None
+        return embedder_key(lm_row), None
 
 
 def _documents(corpus: Corpus, texts: list[str], vectors: list[list[float]] | None, start: int) -> list[Document]:

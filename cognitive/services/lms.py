@@ -4,6 +4,7 @@ from typing import Any
 
 from django.conf import settings
 
+from cognitive.engine.rate_limits import configure_rate_limits
 from cognitive.errors import InvalidInput
 from cognitive.models import LanguageModel
 from cognitive.services.common import save_unique
@@ -43,3 +44,8 @@ def lm_default() -> LanguageModel:
         api_base=settings.DSPEX_DEFAULT_LM_API_BASE or "",
         api_key_env=settings.DSPEX_DEFAULT_LM_KEY_ENV or "",
     )
+
+
+def lm_rate_limits_configure() -> None:
+    """Count every LM's rpm/tpm in the Redis all workers share (in each process without one); once per process."""
+    configure_rate_limits(storage_url=settings.REDIS_URL)

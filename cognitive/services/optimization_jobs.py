@@ -57,11 +57,12 @@ from cognitive.models import (
     VersionChangeKind,
     VersionSource,
 )
+from cognitive.selectors import lm_by_name
 from cognitive.services.jobs import core
 from cognitive.services.jobs.kinds import JobKind
 from cognitive.services.jobs.leases import hold
 from cognitive.services.pipelines import language_model_of, pipeline_compile, pipeline_modules
-from cognitive.services.run_perform import retriever_for
+from cognitive.services.retrieval import corpus_retriever
 from cognitive.services.versions import switch_active_version
 
 logger = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ def _build_session(run: OptimizationRun, meter: OptimizationMeter) -> tuple[Opti
     init_kwargs, compile_kwargs = split_optimizer_config(run.optimizer_type, run.optimizer_config)
     session = OptimizationSession(
         program=PipelineProgram(
-            plan, prepared, retrieve=retriever_for(program.owner_id), thread_exit=close_old_connections
+            plan, prepared, retrieve=corpus_retriever(program.owner_id), thread_exit=close_old_connections
         ),
         lm=lm_for(language_model_of(first_module)),
         optimizer_type=run.optimizer_type,
@@ -161,6 +162,7 @@ def _build_session(run: OptimizationRun, meter: OptimizationMeter) -> tuple[Opti
         train=to_examples([(e.inputs, e.outputs) for e in train]),
         val=to_examples([(e.inputs, e.outputs) for e in val]),
         meter=meter,
+        language_models=lm_by_name,
         num_threads=settings.DSPEX_OPTIMIZATION_THREADS,
     )
     notes = [note] if note else []

@@ -21,6 +21,7 @@ from cognitive.models import (
     Program,
     ProgramStatus,
 )
+from cognitive.selectors import lm_by_name
 from cognitive.services.jobs import core
 from cognitive.services.jobs.publishing import publish
 from cognitive.services.optimization_jobs import ACTIVE, OPTIMIZATION_RUNS, log_line, split_examples
@@ -79,7 +80,7 @@ def check_optimization_request(
     split_optimizer_config(optimizer_type, config)
     if metric_config is not None and not isinstance(metric_config, dict):
         raise InvalidInput("metric_config must be a JSON object", {"field": "metric_config"})
-    get_metric(metric, config=metric_config or {})
+    get_metric(metric, config=metric_config or {}, language_models=lm_by_name)
     budget = _check_budget(budget)
     if dataset.program_id != program.pk:
         raise InvalidInput(f"dataset '{dataset.name}' belongs to another program", {"field": "dataset"})

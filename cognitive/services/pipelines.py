@@ -14,6 +14,7 @@ from cognitive.engine.validation import ModuleSignature, compile_pipeline
 from cognitive.errors import InvalidInput
 from cognitive.models import LanguageModel, Module
 from cognitive.services.lms import lm_default
+from cognitive.services.retrieval import corpus_exists
 from cognitive.signatures import signature_from_fields
 
 
@@ -49,8 +50,6 @@ def _module_lookup(owner: Any, rows: dict[str, Module]) -> Callable[[str], Modul
 
 
 def _corpus_lookup(owner: Any) -> Callable[[str], bool]:
-    from cognitive.engine.retrieval import corpus_exists
-
     return lambda name: corpus_exists(owner=owner, name=name)
 
 

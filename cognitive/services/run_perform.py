@@ -23,6 +23,7 @@ from cognitive.errors import ExecutionFailed, InvalidInput
 from cognitive.models import Execution, ExecutionStatus, LanguageModel, Module, Program
 from cognitive.services.pipelines import module_signature, prepare_module_row
 from cognitive.services.program_cache import CompiledPlan, compiled_plan, prepared_modules
+from cognitive.services.retrieval import corpus_retriever
 from cognitive.services.row_updates import insert_row
 
 
@@ -74,7 +75,7 @@ def _perform_program(
         modules=prepared,
         on_step=children.write,
         should_stop=should_stop,
-        retrieve=retriever_for(program.owner_id),
+        retrieve=corpus_retriever(program.owner_id),
         # Worker threads open their own database connections (retrieval reads documents).
         thread_exit=connections.close_all,
     )
@@ -100,16 +101,6 @@ def _load_program(program: Program, version_id: Any) -> tuple[CompiledPlan, Mapp
     except InvalidInput as exc:
         extra = {**exc.extra, "type": "InvalidState"}
         raise ExecutionFailed(f"cannot load the program: {exc.message}", extra) from None
-
-
-def retriever_for(owner: Any) -> Callable[..., list[str]]:
-    """`owner` is a user or a user id."""
-    from cognitive.engine.retrieval import retrieve
-
-    def run(*, corpus: str, method: str, query: str, k: int) -> list[str]:
-        return retrieve(owner=owner, corpus=corpus, method=method, query=query, k=k)
-
-    return run
 
 
 class _ChildWriter:

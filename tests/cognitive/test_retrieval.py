@@ -7,9 +7,10 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
-from cognitive.engine import retrieval
+from cognitive.engine.retrieval import embedder_key
 from cognitive.errors import Conflict, InvalidInput
 from cognitive.models import Corpus, Document
+from cognitive.services import retrieval
 from cognitive.services.corpora import (
     MAX_DOCUMENT_CHARS,
     MAX_DOCUMENTS_PER_REQUEST,
@@ -65,7 +66,7 @@ def test_create_stores_documents_in_order_with_embeddings(owner, embedding_lm):
     rows = list(corpus.documents.order_by("position").values_list("position", "text"))
     assert rows == [(0, "alpha"), (1, "beta"), (2, "gamma")]
     assert all(doc.embedding for doc in corpus.documents.all())
-    assert corpus.embedded_with == retrieval.embedder_key(embedding_lm)
+    assert corpus.embedded_with == embedder_key(embedding_lm)
 
 
 def test_added_documents_follow_the_existing_ones(owner, embedding_lm):
@@ -236,9 +237,9 @@ def test_documents_added_after_the_embedder_changed_wait_for_a_full_re_embedding
 
     corpus = corpus_add_documents(corpus=corpus, documents=["green pears"])
 
-    assert corpus.embedded_with == retrieval.embedder_key(first)  # still describes the stored vectors
+    assert corpus.embedded_with == embedder_key(first)  # still describes the stored vectors
     assert corpus.documents.get(text="green pears").embedding is None
     assert retrieval.retrieve(owner=owner, corpus="facts", query="green pears", method="vector", k=1) == ["green pears"]
     corpus.refresh_from_db()
-    assert corpus.embedded_with == retrieval.embedder_key(corpus.embedding_lm)
+    assert corpus.embedded_with == embedder_key(corpus.embedding_lm)
     assert not corpus.documents.filter(embedding__isnull=True).exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass, field
 
 import dspy
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from cognitive.engine.language_models import clear_lm_cache
 from cognitive.engine.metrics import METRIC_NAMES, get_metric
 from cognitive.errors import InvalidInput
+from cognitive.selectors import lm_by_name
 from tests.factories import LanguageModelFactory
 
 pytest_plugins = ["tests.fixtures_local_lm"]
@@ -88,17 +90,45 @@ def test_unknown_metric_and_config_are_rejected_with_the_choices():
 @pytest.mark.django_db
 def test_llm_judge_unknown_lm():
     with pytest.raises(InvalidInput, match="no language model named 'nope'"):
-        get_metric("llm_judge", config={"lm": "nope"})
+        get_metric("llm_judge", config={"lm": "nope"}, language_models=lm_by_name)
 
 
 @pytest.mark.django_db
 def test_llm_judge_through_the_local_lm(local_lm):
     clear_lm_cache()
     LanguageModelFactory(name="judge", model="openai/local", api_base=local_lm.url)
-    plain = get_metric("llm_judge", config={"lm": "judge", "criteria": "same city"})
+    plain = get_metric("llm_judge", config={"lm": "judge", "criteria": "same city"}, language_models=lm_by_name)
     score = plain(gold(answer="Paris"), pred(answer="Paris"))
     assert isinstance(score, float) and 0.0 <= score <= 1.0
-    result = get_metric("llm_judge", config={"lm": "judge"}, for_gepa=True)(
+    result = get_metric("llm_judge", config={"lm": "judge"}, for_gepa=True, language_models=lm_by_name)(
         gold(answer="Paris"), pred(answer="Lyon"), None, "predict", None
     )
     assert 0.0 <= result.score <= 1.0 and isinstance(result.feedback, str) and result.feedback
+
+
+def test_llm_judge_takes_its_lm_from_the_callers_lookup_not_the_database(local_lm):
+    clear_lm_cache()
+    judge = LanguageModelConfigStub(name="judge", model="openai/local", api_base=local_lm.url)
+    asked = []
+
+    def language_models(name):
+        asked.append(name)
+        return judge if name == "judge" else None
+
+    metric = get_metric("llm_judge", config={"lm": "judge"}, language_models=language_models)
+    assert 0.0 <= metric(gold(answer="Paris"), pred(answer="Paris")) <= 1.0
+    assert asked == ["judge"] and local_lm.stats()["chat_requests"] >= 1
+    with pytest.raises(InvalidInput, match="no language model named 'judge'"):
+        get_metric("llm_judge", config={"lm": "judge"})  # nobody to ask: no LM is known
+
+
+@dataclass
+class LanguageModelConfigStub:
+    name: str
+    model: str
+    api_base: str
+    api_key_env: str = ""
+    params: dict = field(default_factory=dict)
+    rpm: int | None = None
+    tpm: int | None = None
+    updated_at: str = "fixed"

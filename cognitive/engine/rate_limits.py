@@ -1,27 +1,50 @@
 """Global per-LanguageModel limits (rpm, tpm), shared by every worker process through Redis.
 
-A moving window from the `limits` library. Without Redis the window is per process (the
+A moving window from the `limits` library. Where the counts live is configured once per process
+(`configure_rate_limits`, from the app's ready hook); without Redis the window is per process (the
 embedded default runs one worker). Being over the limit raises `RateLimited`, which snoozes the
 execution without using an attempt and frees the worker slot at once.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from functools import lru_cache
 
-from django.conf import settings
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 
 from cognitive.errors import RateLimited
 
+_storage_url: str | None = None
+_limiter_instance: MovingWindowRateLimiter | None = None
+_lock = threading.Lock()
 
-@lru_cache(maxsize=1)
+
+def configure_rate_limits(*, storage_url: str | None) -> None:
+    """Keep the counts in Redis at `storage_url` (shared by every process), or in this process if None."""
+    global _storage_url, _limiter_instance
+    with _lock:
+        _storage_url = storage_url
+        _limiter_instance = None  # built on first use, so configuring never connects to Redis
+
+
+def reset_rate_limits() -> None:
+    """Forget every count (tests)."""
+    _limiter().storage.reset()
+
+
 def _limiter() -> MovingWindowRateLimiter:
-    storage: Storage = RedisStorage(settings.REDIS_URL) if settings.REDIS_URL else MemoryStorage()
-    return MovingWindowRateLimiter(storage)
+    global _limiter_instance
+    limiter = _limiter_instance
+    if limiter is not None:
+        return limiter
+    with _lock:
+        if _limiter_instance is None:
+            storage: Storage = RedisStorage(_storage_url) if _storage_url else MemoryStorage()
+            _limiter_instance = MovingWindowRateLimiter(storage)
+        return _limiter_instance
 
 
 def _retry_after(item: RateLimitItemPerMinute, key: str) -> float:
