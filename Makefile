@@ -39,7 +39,7 @@ worker: setup
 	$(BIN)/celery -A dspex_site worker --loglevel=INFO
 
 beat: setup
-	$(BIN)/celery -A dspex_site beat --loglevel=INFO --scheduler django_celery_beat.schedulers:DatabaseScheduler
+	$(BIN)/celery -A dspex_site beat --loglevel=INFO --scheduler workers.scheduler:DatabaseScheduler
 
 local-lm: setup
 	$(BIN)/python manage.py run_local_lm --port 8765

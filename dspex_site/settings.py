@@ -188,7 +188,8 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
         "priority_steps": list(range(10)),
         "sep": ":",
     }
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's, recovering its entries after a database outage at start-up.
+CELERY_BEAT_SCHEDULER = "workers.scheduler:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "sweep-executions": {"task": "workers.maintenance.sweep", "schedule": env_int("DSPEX_SWEEP_EVERY_SECONDS", 5)},
     "reap-executions": {"task": "workers.maintenance.reap", "schedule": env_int("DSPEX_REAP_EVERY_SECONDS", 5)},
