@@ -38,7 +38,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        response.data = {"message": _first_message(exc.detail), "extra": {"fields": exc.detail}}
+        # A service check run by a serializer keeps the JSON path it reported (see api/validation.py).
+        extra = {**getattr(exc, "extra", {}), "fields": exc.detail}
+        response.data = {"message": _first_message(exc.detail), "extra": extra}
     else:
         # DRF has already turned Django's Http404/PermissionDenied into its own exceptions with a detail.
         detail = response.data.get("detail") if isinstance(response.data, dict) else None
