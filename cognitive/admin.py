@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.html import format_html, format_html_join
 from django_fsm.admin import FSMAdminMixin
 
+from cognitive.admin_runs import ExecutionLevelFilter, StepsInPipelineOrder
 from cognitive.admin_traces import render_execution_tree
 from cognitive.engine.modules import validate_module_config
 from cognitive.engine.optimizers import validate_optimizer_config
@@ -224,6 +225,7 @@ class OptimizerAdmin(admin.ModelAdmin):
 class ChildExecutionInline(admin.TabularInline):
     model = Execution
     fk_name = "parent"
+    formset = StepsInPipelineOrder
     fields = ["step_id", "module", "status", "duration_ms", "error"]
     readonly_fields = fields
     extra = 0
@@ -238,7 +240,7 @@ class ChildExecutionInline(admin.TabularInline):
 class ExecutionAdmin(ServiceTransitionAdmin):
     fsm_fields = ["status"]
     list_display = ["id", "program", "module", "step_id", "status", "attempt", "duration_ms", "created_at"]
-    list_filter = ["status", "program"]
+    list_filter = [ExecutionLevelFilter, "status", "program"]
     date_hierarchy = "created_at"
     inlines = [ChildExecutionInline]
     readonly_fields = [
@@ -388,4 +390,4 @@ class DocumentAdmin(admin.ModelAdmin):
         return obj.embedding is not None
 
 # The dataset and optimization admins live in their own modules; importing them registers them.
-from cognitive import admin_datasets, admin_optimization  # noqa: E402, F401
+from cognitive import admin_datasets, admin_optimization, admin_runs  # noqa: E402, F401

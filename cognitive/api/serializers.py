@@ -24,6 +24,7 @@ from cognitive.models import (
     Signature,
 )
 from cognitive.selectors import signature_complexity_of, signature_list
+from cognitive.selectors_runs import steps_in_pipeline_order
 from cognitive.services.pipeline_references import pipeline_with_names
 from cognitive.services.pipelines import pipeline_check
 
@@ -166,5 +167,5 @@ class ExecutionSerializer(serializers.ModelSerializer):
     def get_children(self, obj: Execution) -> list[dict[str, Any]]:
         if not self.context.get("with_children"):
             return []
-        children = obj.children.order_by("created_at")
+        children = steps_in_pipeline_order(obj)
         return ExecutionSerializer(children, many=True, context=self.context).data

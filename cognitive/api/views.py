@@ -240,7 +240,10 @@ class OptimizerViewSet(OwnedViewSet):
 
 
 class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Executions, newest first. `GET /api/executions/{id}/` includes the child (step) executions."""
+    """Top-level runs, newest first (`?root=false`: their step executions too; `?batch=`: one batch's runs).
+
+    `GET /api/executions/{id}/` includes the run's step executions, per attempt in pipeline order.
+    """
 
     queryset = Execution.objects.none()  # for the schema; requests use the user-scoped get_queryset
     serializer_class = s.ExecutionSerializer
