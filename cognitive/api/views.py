@@ -16,6 +16,7 @@ from cognitive.api import runs as run_api
 from cognitive.api import serializers as s
 from cognitive.api.batches import BatchSerializer, RunBatchSerializer
 from cognitive.api.filters import ExecutionFilter, ProgramVersionFilter
+from cognitive.api.idempotency import KEY_PARAMETER, KEY_RESPONSES, idempotent
 from cognitive.api.throttles import ActionThrottle
 from cognitive.models import Execution, LanguageModel, Module, Optimizer, Program, ProgramVersion, Signature
 from cognitive.policies import IsOwnerOrStaff, IsStaffOrReadOnly
@@ -168,15 +169,20 @@ class ProgramViewSet(OwnedViewSet):
 
     @extend_schema(
         request=run_api.RunSerializer,
-        responses={200: run_api.RunResultSerializer, 202: run_api.RunResultSerializer},
+        parameters=[KEY_PARAMETER],
+        responses={200: run_api.RunResultSerializer, 202: run_api.RunResultSerializer, **KEY_RESPONSES},
     )
     @action(detail=True, methods=["post"], throttle_classes=[ActionThrottle], throttle_scope="run")
     def run(self, request: Request, pk: str | None = None) -> Response:
         """Run an active program. `wait: true` answers with the output; otherwise 202 and poll the execution."""
-        body = run_api.RunSerializer(data=request.data)
+        program = self._program()  # a program the caller cannot see is a 404 whatever key it sends
+        return idempotent(self, request, lambda key: self._run(program, key))
+
+    def _run(self, program: Program, idempotency_key: str) -> Response:
+        body = run_api.RunSerializer(data=self.request.data)
         body.is_valid(raise_exception=True)
         execution, queued = run_services.program_submit(
-            program=self._program(), owner=request.user, idempotency_key=request.headers.get("Idempotency-Key", ""),
+            program=program, owner=self.request.user, idempotency_key=idempotency_key,
             **body.validated_data,
         )
         return run_api.queued_result(execution) if queued else run_api.run_result(execution)
@@ -194,16 +200,22 @@ class ProgramViewSet(OwnedViewSet):
         version = version_services.program_version_snapshot(program=program)
         return Response(s.ProgramVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=RunBatchSerializer, responses={202: BatchSerializer})
+    @extend_schema(
+        request=RunBatchSerializer, parameters=[KEY_PARAMETER], responses={202: BatchSerializer, **KEY_RESPONSES}
+    )
     @action(
         detail=True, methods=["post"], url_path="run-batch", throttle_classes=[ActionThrottle],
         throttle_scope="run-batch",
     )
     def run_batch(self, request: Request, pk: str | None = None) -> Response:
         """Queue one execution per input (up to DSPEX_BATCH_MAX); poll `/api/batches/{id}/`."""
-        body = RunBatchSerializer(data=request.data)
+        program = self._program()
+        return idempotent(self, request, lambda key: self._run_batch(program))
+
+    def _run_batch(self, program: Program) -> Response:
+        body = RunBatchSerializer(data=self.request.data)
         body.is_valid(raise_exception=True)
-        batch = submissions.program_run_batch(program=self._program(), owner=request.user, **body.validated_data)
+        batch = submissions.program_run_batch(program=program, owner=self.request.user, **body.validated_data)
         return Response({"batch": BatchSerializer(batch).data}, status=status.HTTP_202_ACCEPTED)
 
 
