@@ -31,6 +31,7 @@ from cognitive.models import (
 )
 from cognitive.selectors import corpus_list, signature_complexity_of
 from cognitive.services import corpora, executions, modules, programs
+from cognitive.services.pipeline_references import pipeline_with_names
 from cognitive.services.pipelines import pipeline_check
 from cognitive.signatures import parse_signature
 
@@ -161,7 +162,8 @@ class ProgramForm(forms.ModelForm):
         cleaned = super().clean()
         owner = cleaned.get("owner")
         if owner is not None and "pipeline" in cleaned:
-            # The API's compose-time rules: modules and corpora of the owner, sound bindings.
+            # The API's compose-time rules: modules and corpora of the owner (by name or id), sound bindings.
+            cleaned["pipeline"] = pipeline_with_names(owner=owner, pipeline=cleaned["pipeline"])
             try:
                 pipeline_check(owner=owner, pipeline=cleaned["pipeline"])
             except InvalidInput as exc:

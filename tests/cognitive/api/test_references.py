@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from cognitive.models import Dataset, Module, Program
@@ -202,3 +204,19 @@ def test_staff_with_two_users_rows_of_one_name_must_use_the_id(client_for, staff
     staff_own = signature_create(owner=staff, name="qa", spec="a -> b")
     own = post(api, "/api/modules/", {"name": "m2", "type": "predict", "signature": "qa"})
     assert own.status_code == 201 and own.json()["signature"] == str(staff_own.pk)
+
+
+def test_the_admin_program_form_takes_a_module_by_id_and_stores_its_name(staff, user, signature):
+    from django.test import Client
+
+    module = module_create(owner=user, name="qa", type="predict", signature=signature)
+    client = Client()
+    client.force_login(staff)
+    pipeline = json.dumps({"steps": [{"id": "a", "module": str(module.pk)}]})
+
+    response = client.post("/admin/cognitive/program/add/", {
+        "name": "p", "description": "", "pipeline": pipeline, "variables": "{}", "owner": user.pk,
+    })
+
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    assert Program.objects.get().pipeline == {"steps": [{"id": "a", "module": "qa"}]}
