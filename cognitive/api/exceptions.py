@@ -19,7 +19,9 @@ def _first_message(detail: Any) -> str:
     if isinstance(detail, dict) and detail:
         key, value = next(iter(detail.items()))
         inner = _first_message(value)
-        return inner if key == "non_field_errors" else f"{key}: {inner}"
+        # A service check's message often starts with its own path (`documents[1] is empty`).
+        names_itself = inner.startswith(key) and inner[len(key):][:1] in ("[", ".", " ", ":")
+        return inner if key == "non_field_errors" or names_itself else f"{key}: {inner}"
     return str(detail)
 
 

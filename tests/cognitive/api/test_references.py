@@ -220,3 +220,12 @@ def test_the_admin_program_form_takes_a_module_by_id_and_stores_its_name(staff, 
 
     assert response.status_code == 302, response.content.decode()[-2000:]
     assert Program.objects.get().pipeline == {"steps": [{"id": "a", "module": "qa"}]}
+
+
+def test_a_corpus_reports_a_bad_passage_and_an_unknown_lm_together(api):
+    response = post(api, "/api/corpora/", {"name": "c", "documents": ["ok", ""], "embedding_lm": "nope"})
+
+    assert response.status_code == 400
+    extra = response.json()["extra"]
+    assert set(extra["fields"]) == {"documents", "embedding_lm"}
+    assert extra["fields"]["documents"] == ["documents[1] is empty"]
