@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.html import format_html, format_html_join
 from django_fsm.admin import FSMAdminMixin
 
+from cognitive.admin.runs import ExecutionLevelFilter, StepsInPipelineOrder
 from cognitive.admin.traces import render_execution_tree
 from cognitive.engine.modules import validate_module_config
 from cognitive.engine.optimizers import validate_optimizer_config
@@ -31,6 +32,7 @@ from cognitive.models import (
 from cognitive.selectors import corpus_list, signature_complexity_of
 from cognitive.services import corpora, modules, programs
 from cognitive.services.execution_jobs import execution_cancel
+from cognitive.services.pipeline_references import pipeline_with_names
 from cognitive.services.pipelines import pipeline_check
 from cognitive.signatures import parse_signature
 
@@ -168,7 +170,8 @@ class ProgramForm(forms.ModelForm):
         cleaned = super().clean()
         owner = cleaned.get("owner")
         if owner is not None and "pipeline" in cleaned:
-            # The API's compose-time rules: modules and corpora of the owner, sound bindings.
+            # The API's compose-time rules: modules and corpora of the owner (by name or id), sound bindings.
+            cleaned["pipeline"] = pipeline_with_names(owner=owner, pipeline=cleaned["pipeline"])
             try:
                 pipeline_check(owner=owner, pipeline=cleaned["pipeline"])
             except InvalidInput as exc:
@@ -232,6 +235,7 @@ class OptimizerAdmin(admin.ModelAdmin):
 class ChildExecutionInline(admin.TabularInline):
     model = Execution
     fk_name = "parent"
+    formset = StepsInPipelineOrder
     fields = ["step_id", "module", "status", "duration_ms", "error"]
     readonly_fields = fields
     extra = 0
@@ -246,7 +250,7 @@ class ChildExecutionInline(admin.TabularInline):
 class ExecutionAdmin(ServiceTransitionAdmin):
     fsm_fields = ["status"]
     list_display = ["id", "program", "module", "step_id", "status", "attempt", "duration_ms", "created_at"]
-    list_filter = ["status", "program"]
+    list_filter = [ExecutionLevelFilter, "status", "program"]
     date_hierarchy = "created_at"
     inlines = [ChildExecutionInline]
     readonly_fields = [

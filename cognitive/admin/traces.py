@@ -14,6 +14,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from cognitive.models import Execution
+from cognitive.selectors_runs import steps_in_pipeline_order
 
 _PRE = "white-space:pre-wrap;max-height:24em;overflow:auto;background:var(--darkened-bg);padding:4px"
 
@@ -108,7 +109,7 @@ def render_execution_tree(execution: Execution) -> SafeString:
     header = format_html(
         "<p><b>{}</b> · {} ms · {}</p>", execution.status, execution.duration_ms or 0, _metrics_line(metrics)
     )
-    children = list(execution.children.order_by("attempt", "created_at"))
+    children = list(steps_in_pipeline_order(execution))
     if not children:
         return format_html("{}{}{}", header, _error(execution.error), _events(execution.trace))
     attempts = sorted({child.attempt for child in children})

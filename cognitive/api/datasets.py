@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import PurePath
 from typing import Any
 
@@ -16,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cognitive import selectors
-from cognitive.api.serializers import OwnedPrimaryKeyField
+from cognitive.api.references import IdOrNameRelatedField
 from cognitive.errors import InvalidInput
 from cognitive.models import Dataset, Example, ExampleSource, ExampleSplit, Execution
 from cognitive.policies import IsOwnerOrStaff
@@ -31,7 +32,7 @@ class JSONObjectField(serializers.JSONField):
 
 
 class DatasetSerializer(serializers.ModelSerializer):
-    program = OwnedPrimaryKeyField(selector=selectors.program_list)
+    program = IdOrNameRelatedField(kind="program", selector=partial(selectors.program_list, with_stats=False))
     example_count = serializers.IntegerField(read_only=True)
     train_count = serializers.IntegerField(read_only=True)
     val_count = serializers.IntegerField(read_only=True)

@@ -19,7 +19,9 @@ def _first_message(detail: Any) -> str:
     if isinstance(detail, dict) and detail:
         key, value = next(iter(detail.items()))
         inner = _first_message(value)
-        return inner if key == "non_field_errors" else f"{key}: {inner}"
+        # A service check's message often starts with its own path (`documents[1] is empty`).
+        names_itself = inner.startswith(key) and inner[len(key):][:1] in ("[", ".", " ", ":")
+        return inner if key == "non_field_errors" or names_itself else f"{key}: {inner}"
     return str(detail)
 
 
@@ -38,7 +40,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        response.data = {"message": _first_message(exc.detail), "extra": {"fields": exc.detail}}
+        # A service check run by a serializer keeps the JSON path it reported (see api/validation.py).
+        extra = {**getattr(exc, "extra", {}), "fields": exc.detail}
+        response.data = {"message": _first_message(exc.detail), "extra": extra}
     else:
         # DRF has already turned Django's Http404/PermissionDenied into its own exceptions with a detail.
         detail = response.data.get("detail") if isinstance(response.data, dict) else None

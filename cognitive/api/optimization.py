@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
@@ -16,10 +15,14 @@ from rest_framework.views import APIView
 
 from cognitive import selectors
 from cognitive.api.datasets import JSONObjectField
-from cognitive.api.serializers import OwnedPrimaryKeyField, ProgramSerializer
+from cognitive.api.references import IdOrNameRelatedField, ReferenceNotFound, resolve_reference
+from cognitive.api.serializers import ProgramSerializer
 from cognitive.api.throttles import ActionThrottle
-from cognitive.engine.optimizers import OPTIMIZER_CLASSES, RETIRED_TYPES
-from cognitive.models import OptimizationRun, OptimizationSchedule, Program, ProgramVersion
+from cognitive.api.validation import ServiceChecks
+from cognitive.engine.metrics import get_metric
+from cognitive.engine.optimizers import OPTIMIZER_CLASSES, RETIRED_TYPES, split_optimizer_config
+from cognitive.errors import InvalidInput
+from cognitive.models import OptimizationRun, OptimizationSchedule, Optimizer, Program, ProgramVersion
 from cognitive.services.optimization_requests import optimization_cancel, optimization_start
 from cognitive.services.optimization_schedules import optimization_schedule_delete, optimization_schedule_set
 from cognitive.services.versions import program_promote, program_rollback
@@ -46,29 +49,58 @@ class OptimizationRunSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-@extend_schema_field(OpenApiTypes.UUID)
-class _OwnedUUIDField(OwnedPrimaryKeyField):
-    pass
+class OptimizerReferenceField(IdOrNameRelatedField):
+    """An optimizer type, or the id or name of one of your optimizers (a type name wins over a name)."""
+
+    def to_internal_value(self, data: Any) -> str | Optimizer:
+        if isinstance(data, str) and (data in OPTIMIZER_CLASSES or data in RETIRED_TYPES):
+            return data  # a retired type gets the service's advice on what to use instead
+        try:
+            return resolve_reference(self.get_queryset(), data, kind="optimizer", user=self._user())
+        except ReferenceNotFound:
+            raise serializers.ValidationError(
+                f"unknown optimizer {str(data)[:200]!r}: give a type ({', '.join(OPTIMIZER_CLASSES)}) "
+                "or the id or name of one of your optimizers"
+            ) from None
+        except InvalidInput as exc:
+            raise serializers.ValidationError(exc.message) from None
+
+    def to_representation(self, value: Any) -> str:
+        return value if isinstance(value, str) else value.name
 
 
-class _RequestSerializer(serializers.Serializer):
-    optimizer = serializers.CharField(
-        help_text=f"an optimizer type ({', '.join(OPTIMIZER_CLASSES)}) or the name of one of your optimizers"
+class _RequestSerializer(ServiceChecks, serializers.Serializer):
+    optimizer = OptimizerReferenceField(
+        kind="optimizer", selector=selectors.optimizer_list,
+        help_text=f"an optimizer type ({', '.join(OPTIMIZER_CLASSES)}) or the id or name of one of your optimizers",
     )
-    dataset = _OwnedUUIDField(selector=selectors.dataset_list, help_text="a dataset of this program")
+    dataset = IdOrNameRelatedField(
+        kind="dataset", selector=selectors.dataset_list, help_text="the id or name of a dataset of this program"
+    )
     metric = serializers.CharField(help_text="exact_match, f1, contains, numeric_close or llm_judge")
     config = JSONObjectField(required=False, default=dict, help_text="optimizer arguments, checked against DSPy")
     metric_config = JSONObjectField(required=False, default=dict)
     budget = JSONObjectField(required=False, default=dict, help_text="max_lm_calls and/or max_cost (USD)")
 
-    def resolved(self) -> dict[str, Any]:
-        data = dict(self.validated_data)
-        name = data["optimizer"]
-        if name not in OPTIMIZER_CLASSES and name not in RETIRED_TYPES:
-            saved = selectors.optimizer_list(user=self.context["request"].user).filter(name=name).first()
-            if saved is not None:
-                data["optimizer"] = saved
-        return data
+    def validate_metric(self, value: str) -> str:
+        metric_config = self.initial_data.get("metric_config") or {}
+        if isinstance(metric_config, dict):
+            self.service_check("metric", get_metric, value, config=metric_config)
+        return value
+
+    def validate_config(self, value: Any) -> Any:
+        """Checked against the optimizer named in the same request, when that one is valid."""
+        try:
+            optimizer = self.fields["optimizer"].to_internal_value(self.initial_data.get("optimizer"))
+        except serializers.ValidationError:
+            return value  # the optimizer's own error says what is wrong
+        if (isinstance(optimizer, str) and optimizer in RETIRED_TYPES) or not isinstance(value, dict):
+            return value
+        optimizer_type, merged = (
+            (optimizer, value) if isinstance(optimizer, str) else (optimizer.type, {**optimizer.config, **value})
+        )
+        self.service_check("config", split_optimizer_config, optimizer_type, merged)
+        return value
 
 
 class OptimizeSerializer(_RequestSerializer):
@@ -122,7 +154,7 @@ class ProgramOptimizeView(_ProgramAction):
         program = self._program(request, pk)
         body = OptimizeSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
-        run = optimization_start(program=program, owner=request.user, **body.resolved())
+        run = optimization_start(program=program, owner=request.user, **body.validated_data)
         data = OptimizationRunSerializer(run).data
         return Response({"optimization_run": data}, status=status.HTTP_202_ACCEPTED)
 
@@ -164,7 +196,7 @@ class ProgramScheduleView(_ProgramAction):
         program = self._program(request, pk)
         body = ScheduleRequestSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
-        schedule = optimization_schedule_set(program=program, owner=request.user, **body.resolved())
+        schedule = optimization_schedule_set(program=program, owner=request.user, **body.validated_data)
         return Response(ScheduleSerializer(schedule).data)
 
     @extend_schema(request=None, responses={204: None})

@@ -12,9 +12,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cognitive import selectors
+from cognitive.api.serializers import lm_reference
+from cognitive.api.validation import ServiceChecks
 from cognitive.engine.retrieval import MAX_K, RETRIEVAL_METHODS
 from cognitive.errors import RetryableError
-from cognitive.models import Corpus, Document, LanguageModel
+from cognitive.models import Corpus, Document
 from cognitive.policies import IsOwnerOrStaff
 from cognitive.services import corpora
 
@@ -24,11 +26,11 @@ class TextListField(serializers.JSONField):
     """Passed through as sent: the service checks every item, so an error names its index (`documents[3]`)."""
 
 
-class CorpusSerializer(serializers.ModelSerializer):
+class CorpusSerializer(ServiceChecks, serializers.ModelSerializer):
     documents = TextListField(write_only=True, help_text="the passages, in order")
-    embedding_lm = serializers.SlugRelatedField(
-        slug_field="name", queryset=LanguageModel.objects.all(), required=False, allow_null=True,
-        help_text="LM whose embedding model embeds the documents; empty: the default LM",
+    embedding_lm = lm_reference(
+        required=False, allow_null=True,
+        help_text="the id or name of the LM whose embedding model embeds the documents; empty: the default LM",
     )
     document_count = serializers.IntegerField(read_only=True)
     pending_embeddings = serializers.IntegerField(
@@ -42,6 +44,11 @@ class CorpusSerializer(serializers.ModelSerializer):
             "id", "name", "documents", "embedding_lm", "document_count", "pending_embeddings", "owner",
             "created_at", "updated_at",
         ]
+
+    def validate_documents(self, value: Any) -> Any:
+        """Checked with the other fields, so a bad passage and a bad LM are reported together."""
+        self.service_check("documents", corpora.documents_validate, value)
+        return value
 
 
 class DocumentsSerializer(serializers.Serializer):

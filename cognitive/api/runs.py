@@ -7,15 +7,26 @@ from typing import Any
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from cognitive.errors import ExecutionFailed
-from cognitive.models import Execution, ExecutionStatus
+from cognitive.api.references import resolve_reference
+from cognitive.errors import ExecutionFailed, InvalidInput
+from cognitive.models import Execution, ExecutionStatus, LanguageModel
 
 
 class ExecuteSerializer(serializers.Serializer):
     input = serializers.JSONField(help_text="values for the signature's input fields")
     context = serializers.JSONField(
-        required=False, default=dict, help_text="call options: lm (an LM name), temperature, max_tokens"
+        required=False, default=dict, help_text="call options: lm (an LM's id or name), temperature, max_tokens"
     )
+
+    def validate_context(self, value: Any) -> Any:
+        """`lm` may be an id; the service reads names. One it cannot find is left for its error (`context.lm`)."""
+        if isinstance(value, dict) and isinstance(value.get("lm"), str):
+            try:
+                lm = resolve_reference(LanguageModel.objects.all(), value["lm"], kind="LM")
+            except InvalidInput:
+                return value
+            return {**value, "lm": lm.name}
+        return value
 
 
 class RunSerializer(serializers.Serializer):

@@ -9,6 +9,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from cognitive.api.references import IdOrNameRelatedField
+from cognitive.api.validation import ServiceChecks
+from cognitive.engine.modules import validate_module_config
 from cognitive.models import (
     Execution,
     LanguageModel,
@@ -21,6 +24,9 @@ from cognitive.models import (
     Signature,
 )
 from cognitive.selectors import signature_complexity_of, signature_list
+from cognitive.selectors_runs import steps_in_pipeline_order
+from cognitive.services.pipeline_references import pipeline_with_names
+from cognitive.services.pipelines import pipeline_check
 
 
 class FieldSpecSerializer(serializers.Serializer):
@@ -68,22 +74,14 @@ class LanguageModelSerializer(serializers.ModelSerializer):
         return bool(obj.api_key_env) and bool(os.environ.get(obj.api_key_env))
 
 
-class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
-    """Only offers rows the requesting user may see, so another user's id is 'does not exist'."""
-
-    def __init__(self, selector: Any, **kwargs: Any) -> None:
-        self.selector = selector
-        super().__init__(**kwargs)
-
-    def get_queryset(self) -> Any:
-        return self.selector(user=self.context["request"].user)
+def lm_reference(**kwargs: Any) -> IdOrNameRelatedField:
+    """LMs are shared by everyone; responses show the LM's name."""
+    return IdOrNameRelatedField(kind="LM", queryset=LanguageModel.objects.all(), output="name", **kwargs)
 
 
-class ModuleSerializer(serializers.ModelSerializer):
-    signature = OwnedPrimaryKeyField(selector=signature_list)
-    lm = serializers.SlugRelatedField(
-        slug_field="name", queryset=LanguageModel.objects.all(), required=False, allow_null=True
-    )
+class ModuleSerializer(ServiceChecks, serializers.ModelSerializer):
+    signature = IdOrNameRelatedField(kind="signature", selector=signature_list)
+    lm = lm_reference(required=False, allow_null=True, help_text="the id or name of an LM; empty: the default LM")
     type = serializers.ChoiceField(choices=ModuleType.choices)
     executing = serializers.IntegerField(read_only=True, help_text="executions of this module running now")
     success_rate = serializers.FloatField(read_only=True, allow_null=True)
@@ -98,8 +96,15 @@ class ModuleSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["state", "error_reason"]
 
+    def validate_config(self, value: Any) -> Any:
+        """Checked with the other fields, against the type sent (or the module's own when it is not)."""
+        module_type = self.initial_data.get("type", getattr(self.instance, "type", None))
+        if module_type not in ModuleType.values:
+            return value  # the type's own error says what is wrong
+        return self.service_check("config", validate_module_config, module_type, value)
 
-class ProgramSerializer(serializers.ModelSerializer):
+
+class ProgramSerializer(ServiceChecks, serializers.ModelSerializer):
     pipeline = serializers.JSONField(required=False)
     variables = serializers.JSONField(required=False)
     executing = serializers.IntegerField(read_only=True)
@@ -116,8 +121,12 @@ class ProgramSerializer(serializers.ModelSerializer):
         read_only_fields = ["status", "active_version"]
 
     def validate_pipeline(self, value: Any) -> dict[str, Any]:
+        """Compiled here too, so a pipeline error is reported together with every other field's."""
         if not isinstance(value, dict):
             raise serializers.ValidationError("must be a JSON object")
+        owner = self.instance.owner if self.instance is not None else self.context["request"].user
+        value = pipeline_with_names(owner=owner, pipeline=value)
+        self.service_check("pipeline", pipeline_check, owner=owner, pipeline=value)
         return value
 
     def validate_variables(self, value: Any) -> dict[str, Any]:
@@ -158,5 +167,5 @@ class ExecutionSerializer(serializers.ModelSerializer):
     def get_children(self, obj: Execution) -> list[dict[str, Any]]:
         if not self.context.get("with_children"):
             return []
-        children = obj.children.order_by("created_at")
+        children = steps_in_pipeline_order(obj)
         return ExecutionSerializer(children, many=True, context=self.context).data

@@ -16,6 +16,7 @@ from cognitive.api import runs as run_api
 from cognitive.api import serializers as s
 from cognitive.api.batches import BatchSerializer, RunBatchSerializer
 from cognitive.api.filters import ExecutionFilter, ProgramVersionFilter
+from cognitive.api.idempotency import KEY_PARAMETER, KEY_RESPONSES, idempotent
 from cognitive.api.throttles import ActionThrottle
 from cognitive.models import Execution, LanguageModel, Module, Optimizer, Program, ProgramVersion, Signature
 from cognitive.policies import IsOwnerOrStaff, IsStaffOrReadOnly
@@ -168,16 +169,21 @@ class ProgramViewSet(OwnedViewSet):
 
     @extend_schema(
         request=run_api.RunSerializer,
-        responses={200: run_api.RunResultSerializer, 202: run_api.RunResultSerializer},
+        parameters=[KEY_PARAMETER],
+        responses={200: run_api.RunResultSerializer, 202: run_api.RunResultSerializer, **KEY_RESPONSES},
     )
     @action(detail=True, methods=["post"], throttle_classes=[ActionThrottle], throttle_scope="run")
     def run(self, request: Request, pk: str | None = None) -> Response:
         """Run an active program. `wait: true` answers with the output; otherwise 202 and poll the execution."""
-        body = run_api.RunSerializer(data=request.data)
+        program = self._program()  # a program the caller cannot see is a 404 whatever key it sends
+        return idempotent(self, request, lambda key: self._run(program, key))
+
+    def _run(self, program: Program, idempotency_key: str) -> Response:
+        body = run_api.RunSerializer(data=self.request.data)
         body.is_valid(raise_exception=True)
         wait = body.validated_data.pop("wait")
         run = run_requests.program_run_request(
-            program=self._program(), owner=request.user, idempotency_key=request.headers.get("Idempotency-Key", ""),
+            program=program, owner=self.request.user, idempotency_key=idempotency_key,
             **body.validated_data,
         )
         if wait:
@@ -198,17 +204,23 @@ class ProgramViewSet(OwnedViewSet):
         version = version_services.program_version_snapshot(program=program)
         return Response(s.ProgramVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=RunBatchSerializer, responses={202: BatchSerializer})
+    @extend_schema(
+        request=RunBatchSerializer, parameters=[KEY_PARAMETER], responses={202: BatchSerializer, **KEY_RESPONSES}
+    )
     @action(
         detail=True, methods=["post"], url_path="run-batch", throttle_classes=[ActionThrottle],
         throttle_scope="run-batch",
     )
     def run_batch(self, request: Request, pk: str | None = None) -> Response:
         """Queue one execution per input (up to DSPEX_BATCH_MAX); poll `/api/batches/{id}/`."""
-        body = RunBatchSerializer(data=request.data)
+        program = self._program()
+        return idempotent(self, request, lambda key: self._run_batch(program))
+
+    def _run_batch(self, program: Program) -> Response:
+        body = RunBatchSerializer(data=self.request.data)
         body.is_valid(raise_exception=True)
         batch = run_requests.batch_enqueue(
-            run_requests.batch_run_request(program=self._program(), owner=request.user, **body.validated_data)
+            run_requests.batch_run_request(program=program, owner=self.request.user, **body.validated_data)
         )
         return Response({"batch": BatchSerializer(batch).data}, status=status.HTTP_202_ACCEPTED)
 
@@ -246,7 +258,10 @@ class OptimizerViewSet(OwnedViewSet):
 
 
 class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Executions, newest first. `GET /api/executions/{id}/` includes the child (step) executions."""
+    """Top-level runs, newest first (`?root=false`: their step executions too; `?batch=`: one batch's runs).
+
+    `GET /api/executions/{id}/` includes the run's step executions, per attempt in pipeline order.
+    """
 
     queryset = Execution.objects.none()  # for the schema; requests use the user-scoped get_queryset
     serializer_class = s.ExecutionSerializer

@@ -237,7 +237,7 @@ class _Compiler:
     def _module(self, entry: dict[str, Any], path: str) -> tuple[str, tuple[Field, ...], tuple[Field, ...]]:
         name = entry["module"]
         if not isinstance(name, str) or not name:
-            raise _fail(f"{path}.module", "'module' must be the name of one of your modules")
+            raise _fail(f"{path}.module", "'module' must be the name or id of one of your modules")
         found = self.modules(name)
         if found is None:
             raise _fail(f"{path}.module", f"unknown module '{name[:200]}'")
@@ -257,7 +257,7 @@ class _Compiler:
             raise _fail(f"{path}.method", f"'method' must be one of {', '.join(RETRIEVAL_METHODS)}")
         corpus = entry.get("corpus")
         if not isinstance(corpus, str) or not corpus:
-            raise _fail(f"{path}.corpus", "a retrieve step needs 'corpus': the name of one of your corpora")
+            raise _fail(f"{path}.corpus", "a retrieve step needs 'corpus': the name or id of one of your corpora")
         if self.corpus_exists is None:
             raise _fail(f"{path}.builtin", "retrieval is not available on this server")
         if not self.corpus_exists(corpus):

@@ -1,6 +1,7 @@
 from cognitive.models.batch import Batch
 from cognitive.models.dataset import Dataset, Example, ExampleSource, ExampleSplit
 from cognitive.models.execution import FINAL_STATUSES, Execution, ExecutionStatus
+from cognitive.models.idempotency import IdempotentRequest
 from cognitive.models.lm import LanguageModel
 from cognitive.models.module import Module, ModuleState, ModuleType
 from cognitive.models.optimization import Optimizer, OptimizerType
@@ -33,6 +34,7 @@ __all__ = [
     "ExampleSplit",
     "Execution",
     "ExecutionStatus",
+    "IdempotentRequest",
     "ImmutableRowError",
     "LanguageModel",
     "Module",

@@ -6,6 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from cognitive.models import Program
 from cognitive.services.common import require_json_object, save_unique
+from cognitive.services.pipeline_references import pipeline_with_names
 from cognitive.services.pipelines import pipeline_check
 from cognitive.services.transitions import apply_transition
 
@@ -18,11 +19,12 @@ def program_create(
     pipeline: dict[str, Any] | None = None,
     variables: dict[str, Any] | None = None,
 ) -> Program:
+    pipeline = require_json_object(pipeline if pipeline is not None else {}, "pipeline")
     program = Program(
         owner=owner,
         name=name,
         description=description,
-        pipeline=require_json_object(pipeline if pipeline is not None else {}, "pipeline"),
+        pipeline=pipeline_with_names(owner=owner, pipeline=pipeline),
         variables=require_json_object(variables if variables is not None else {}, "variables"),
     )
     pipeline_check(owner=owner, pipeline=program.pipeline)
@@ -34,6 +36,7 @@ def program_update(*, program: Program, **fields: Any) -> Program:
         if key in fields:
             require_json_object(fields[key], key)
     if "pipeline" in fields:
+        fields["pipeline"] = pipeline_with_names(owner=program.owner, pipeline=fields["pipeline"])
         pipeline_check(owner=program.owner, pipeline=fields["pipeline"])
     for key, value in fields.items():
         setattr(program, key, value)

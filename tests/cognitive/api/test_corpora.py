@@ -51,7 +51,9 @@ def test_create_errors_name_the_offending_document(api, embedding_lm):
     )
 
     assert response.status_code == 400
-    assert response.json() == {"message": "documents[1] is empty", "extra": {"path": "documents[1]"}}
+    body = response.json()
+    assert (body["message"], body["extra"]["path"]) == ("documents[1] is empty", "documents[1]")
+    assert body["extra"]["fields"] == {"documents": ["documents[1] is empty"]}
 
 
 @pytest.mark.parametrize(

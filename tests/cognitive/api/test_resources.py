@@ -277,7 +277,8 @@ def test_module_validation_names_the_problem(api, signature, fields, words):
 def test_module_config_errors_carry_their_path(api, signature):
     body = error(api.post("/api/modules/", module_payload(signature, config={"temperature": 9}), format="json"), 400)
 
-    assert body["extra"] == {"path": "config.temperature"}
+    assert body["extra"]["path"] == "config.temperature"
+    assert list(body["extra"]["fields"]) == ["config"]  # reported as a field error, with the others
 
 
 def test_module_with_another_users_signature_is_400(api, other_user):
