@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 from dspex_site.env import env_bool, env_int, env_list, env_str, env_url
 
@@ -172,6 +173,14 @@ CELERY_TASK_ROUTES = {
     "workers.optimization.*": {"queue": "optimization"},
     "workers.maintenance.*": {"queue": "default"},
 }
+# Declared, so a worker started without -Q consumes every queue a task is routed to (Celery's
+# default is the default queue alone, and queued runs would wait forever). Each is declared as
+# Celery declares a missing queue (a direct exchange and routing key of its own name), so
+# messages route the same whether or not a worker names its queues with -Q.
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name, type="direct"), routing_key=name)
+    for name in sorted({route["queue"] for route in CELERY_TASK_ROUTES.values()} | {CELERY_TASK_DEFAULT_QUEUE})
+]
 # A large batch is published with up to this many ids per message (see jobs.ids_per_message).
 DSPEX_IDS_PER_MESSAGE_MAX = env_int("DSPEX_IDS_PER_MESSAGE_MAX", 16, minimum=1)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 600, minimum=1)
