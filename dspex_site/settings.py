@@ -217,11 +217,12 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
         "sep": ":",
     }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+DSPEX_SWEEP_EVERY_SECONDS = env_int("DSPEX_SWEEP_EVERY_SECONDS", 5, minimum=1)
 CELERY_BEAT_SCHEDULE = {
-    "sweep-executions": {"task": "workers.maintenance.sweep", "schedule": env_int("DSPEX_SWEEP_EVERY_SECONDS", 5)},
+    "sweep-executions": {"task": "workers.maintenance.sweep", "schedule": DSPEX_SWEEP_EVERY_SECONDS},
     "reap-executions": {"task": "workers.maintenance.reap", "schedule": env_int("DSPEX_REAP_EVERY_SECONDS", 5)},
     "sweep-optimizations": {
-        "task": "workers.maintenance.sweep_optimizations", "schedule": env_int("DSPEX_SWEEP_EVERY_SECONDS", 5)
+        "task": "workers.maintenance.sweep_optimizations", "schedule": DSPEX_SWEEP_EVERY_SECONDS
     },
     "reap-optimizations": {
         "task": "workers.maintenance.reap_optimizations", "schedule": env_int("DSPEX_REAP_EVERY_SECONDS", 5)
@@ -235,6 +236,11 @@ DSPEX_RETRY_BASE_SECONDS = env_int("DSPEX_RETRY_BASE_SECONDS", 2, minimum=0)
 DSPEX_RETRY_MAX_SECONDS = env_int("DSPEX_RETRY_MAX_SECONDS", 300, minimum=1)
 DSPEX_SWEEP_REPUBLISH_AFTER_SECONDS = env_int("DSPEX_SWEEP_REPUBLISH_AFTER_SECONDS", 30, minimum=1)
 DSPEX_BATCH_MAX = env_int("DSPEX_BATCH_MAX", 1000, minimum=1)
+
+# Health (see cognitive/services/health.py): /readyz wants a worker heartbeat and a sweep this recent.
+DSPEX_WORKER_HEARTBEAT_SECONDS = env_int("DSPEX_WORKER_HEARTBEAT_SECONDS", 10, minimum=1)
+DSPEX_READY_WORKER_SECONDS = env_int("DSPEX_READY_WORKER_SECONDS", 6 * DSPEX_WORKER_HEARTBEAT_SECONDS, minimum=1)
+DSPEX_READY_SWEEPER_SECONDS = env_int("DSPEX_READY_SWEEPER_SECONDS", max(60, 3 * DSPEX_SWEEP_EVERY_SECONDS), minimum=1)
 
 # Optimization runs (see cognitive/services/optimization.py).
 DSPEX_OPTIMIZATION_LEASE_SECONDS = env_int("DSPEX_OPTIMIZATION_LEASE_SECONDS", 60, minimum=1)

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from fnmatch import fnmatch
+from pathlib import Path
 
 import pytest
 from celery import Celery
+from django.db import connection
 
+from cognitive.models import FINAL_STATUSES, Execution, ExecutionStatus, Heartbeat, HeartbeatKind
+from cognitive.services.modules import module_create
+from cognitive.services.programs import program_activate, program_create
+from cognitive.services.runs import program_submit
+from cognitive.services.signatures import signature_create
 from dspex_site.celery import app as project_app
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def fresh_app() -> Celery:
@@ -58,3 +72,47 @@ def test_declared_queues_route_like_the_queues_celery_creates_on_demand():
             created.exchange.name, created.exchange.type, created.routing_key,
         )
         assert declared.queue_arguments == {"x-max-priority": app.conf.task_queue_max_priority}
+
+
+def _database_url_for_subprocesses() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.mark.django_db(transaction=True)  # the worker process reads only committed rows
+def test_a_real_worker_started_without_q_runs_a_queued_run_and_heartbeats_its_queues(user, local_lm, settings):
+    settings.DSPEX_DEFAULT_LM_API_BASE = local_lm.url
+    signature = signature_create(owner=user, name="qa", spec="question: str -> answer: str")
+    module_create(owner=user, name="qa", type="predict", signature=signature)
+    program = program_activate(
+        program=program_create(owner=user, name="p", pipeline={"steps": [{"id": "qa", "module": "qa"}]})
+    )
+    execution, queued = program_submit(program=program, owner=user, input={"question": "What is 2 + 3?"}, wait=False)
+    assert queued
+    env = {
+        **os.environ, "DATABASE_URL": _database_url_for_subprocesses(), "DSPEX_DEFAULT_LM_API_BASE": local_lm.url,
+        "DSPEX_WORKER_HEARTBEAT_SECONDS": "1", "DEBUG": "1",
+    }
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "celery"), "-A", "dspex_site", "worker", "--pool=threads",
+         "--concurrency=2", "--loglevel=WARNING", "--without-gossip", "--without-mingle"],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while Execution.objects.get(pk=execution.pk).status not in FINAL_STATUSES:
+            assert worker.poll() is None, worker.stderr.read()
+            assert time.monotonic() < deadline, "the queued run was never picked up"
+            time.sleep(0.3)
+        beat = Heartbeat.objects.get(kind=HeartbeatKind.WORKER)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(60)
+
+    execution.refresh_from_db()
+    assert execution.status == ExecutionStatus.COMPLETED, execution.error
+    assert execution.output["answer"] == "5"
+    assert beat.queues == sorted(routed_queues())
+    assert not Heartbeat.objects.filter(kind=HeartbeatKind.WORKER).exists()  # a clean stop withdraws it
