@@ -133,7 +133,7 @@ def test_defaults_need_neither_a_database_server_nor_redis(tmp_path):
 
     assert values["db"]["ENGINE"] == "django.db.backends.sqlite3"
     assert Path(values["db"]["NAME"]) == REPO / "var" / "dspex.sqlite3"
-    assert values["broker"] == "filesystem://"
+    assert values["broker"] == "filesystem://localhost//"
     assert values["cache"] == "django.core.cache.backends.locmem.LocMemCache"
     assert values["lm"] == "openai/local"
 
