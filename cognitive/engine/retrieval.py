@@ -19,6 +19,7 @@ import numpy as np
 from django.db import transaction
 from rank_bm25 import BM25Okapi
 
+from cognitive.engine import embeddings
 from cognitive.errors import ExecutionFailed, InvalidInput, RateLimited, RetryableError
 from cognitive.lru import LRUCache
 from cognitive.models import Corpus, Document, LanguageModel
@@ -50,24 +51,28 @@ def embedder_key(lm_row: LanguageModel) -> str:
 
 
 def embed_texts(lm_row: LanguageModel, texts: Sequence[str]) -> list[list[float]]:
-    """Embed through `dspy.Embedder` with the row's embedding model (its chat model if it names none).
+    """Embed with the row's embedding model (its chat model if it names none).
 
-    Raises RateLimited / RetryableError when trying again later may help, ExecutionFailed otherwise.
+    `openai/...` models go straight to the embeddings API (see `cognitive.engine.embeddings`),
+    others through `dspy.Embedder`. Raises RateLimited / RetryableError when trying again later
+    may help, ExecutionFailed otherwise.
     """
     if not texts:
         return []
     model = lm_row.embedding_model or lm_row.model
-    embedder = dspy.Embedder(
-        model,
-        api_base=lm_row.api_base or None,
-        api_key=(os.environ.get(lm_row.api_key_env) if lm_row.api_key_env else None) or "local",
-        timeout=float(lm_row.params.get("timeout") or DEFAULT_EMBEDDING_TIMEOUT_S),
-        caching=False,
-    )
-    try:
-        vectors = np.asarray(embedder(list(texts)), dtype=np.float32)
-    except Exception as exc:
-        raise _embedding_error(exc, model) from exc
+    api_key = (os.environ.get(lm_row.api_key_env) if lm_row.api_key_env else None) or "local"
+    timeout = float(lm_row.params.get("timeout") or DEFAULT_EMBEDDING_TIMEOUT_S)
+    if embeddings.handles(model):
+        raw: Any = embeddings.embed(model=model, texts=texts, api_base=lm_row.api_base, api_key=api_key,
+                                    timeout=timeout)
+    else:
+        embedder = dspy.Embedder(model, api_base=lm_row.api_base or None, api_key=api_key, timeout=timeout,
+                                 caching=False)
+        try:
+            raw = embedder(list(texts))
+        except Exception as exc:
+            raise _embedding_error(exc, model) from exc
+    vectors = np.asarray(raw, dtype=np.float32)
     if vectors.ndim != 2 or len(vectors) != len(texts) or not np.isfinite(vectors).all():
         raise ExecutionFailed(
             f"embedding model '{model}' returned unusable vectors", {"model": model, "shape": list(vectors.shape)}
