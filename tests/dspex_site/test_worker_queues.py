@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -116,3 +117,14 @@ def test_a_real_worker_started_without_q_runs_a_queued_run_and_heartbeats_its_qu
     assert execution.output["answer"] == "5"
     assert beat.queues == sorted(routed_queues())
     assert not Heartbeat.objects.filter(kind=HeartbeatKind.WORKER).exists()  # a clean stop withdraws it
+
+
+def test_the_default_folder_broker_names_a_host_so_kombu_does_not_warn(caplog, settings):
+    from kombu import Connection
+
+    if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        pytest.skip("this run uses another broker (CELERY_BROKER_URL or REDIS_URL is set)")
+    with caplog.at_level(logging.WARNING, logger="kombu"), Connection(settings.CELERY_BROKER_URL) as conn:
+        conn.info()
+
+    assert "No hostname was supplied" not in caplog.text

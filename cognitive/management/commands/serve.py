@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.http.request import validate_host
 
 from cognitive.devstack import AdminLogin, Child, Supervisor, ensure_admin
 
@@ -65,18 +66,21 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        stop = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
-
+        # Listening on every address is reached (and probed) on loopback.
+        reach = "127.0.0.1" if options["host"] in ("0.0.0.0", "::") else options["host"]  # noqa: S104
+        web = f"http://{reach}:{options['port']}"
+        if not validate_host(reach, settings.ALLOWED_HOSTS):
+            raise CommandError(f"ALLOWED_HOSTS does not include {reach}: set ALLOWED_HOSTS, or DEBUG=1 "
+                               "(`make serve` does)")
+        if not _port_free(options["host"], options["port"]):
+            raise CommandError(f"port {options['port']} on {options['host']} is in use; choose another with --port")
+        lm_url, lm_child = self._local_lm(options)
         self._say("Migrating the database…")
         call_command("migrate", interactive=False, verbosity=0)
         login = ensure_admin(options["admin"])
-        lm_url, lm_child = self._local_lm(options)
-        web = f"http://{options['host']}:{options['port']}"
-        if not _port_free(options["host"], options["port"]):
-            raise CommandError(f"port {options['port']} on {options['host']} is in use; choose another with --port")
 
+        stop = threading.Event()
+        previous = {signum: signal.signal(signum, lambda *_: stop.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
         supervisor = Supervisor(self._children(options, lm_url, lm_child), self._write)
         supervisor.start()
         try:
@@ -92,6 +96,8 @@ class Command(BaseCommand):
             self._say("Stopping every process…")
             supervisor.stop()
             self._say("Stopped.")
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     # -- what runs
 

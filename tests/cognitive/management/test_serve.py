@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from cognitive.devstack import ensure_admin
 from tests.integration.harness import free_port
@@ -74,3 +77,11 @@ def test_the_admin_login_is_created_once_and_keeps_its_token():
 
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_superuser and admin.is_staff and admin.check_password(first.password)
+
+
+def test_serve_refuses_a_host_the_settings_would_reject(settings):
+    settings.ALLOWED_HOSTS = ["dspex.example"]
+
+    expected = re.escape("ALLOWED_HOSTS does not include 127.0.0.1: set ALLOWED_HOSTS, or DEBUG=1")
+    with pytest.raises(CommandError, match=expected):
+        call_command("serve", "--port", str(free_port()), "--no-local-lm")
