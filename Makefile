@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 export DEBUG ?= 1
 
-.PHONY: setup migrate test check lint demo run worker beat local-lm bench clean
+.PHONY: setup migrate test check lint demo serve run worker beat local-lm bench clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ test: migrate check
 
 demo: migrate
 	$(BIN)/python manage.py demo
+
+serve: setup
+	$(BIN)/python manage.py serve $(SERVE_ARGS)
 
 run: migrate
 	$(BIN)/python manage.py runserver

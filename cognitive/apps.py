@@ -6,7 +6,14 @@ class CognitiveConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.conf import settings
+
+        from cognitive.engine import dspy_logs_follow_logging
         from cognitive.services.lms import lm_rate_limits_configure
 
-        # The engine reads no settings: the services tell it, once per process, where shared state lives.
+        # The engine reads no settings: it is told, once per process, where shared state lives
+        # and how loud DSPy may be.
         lm_rate_limits_configure()
+        dspy_logs_follow_logging(settings.LOGGING.get("loggers", {}).get("dspy", {}).get("level", "WARNING"))
+
+        from cognitive import heartbeats  # noqa: F401 (connects the Celery workers' heartbeat signals)

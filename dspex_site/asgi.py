@@ -2,5 +2,8 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from dspex_site.startup import exit_on_configuration_error
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dspex_site.settings")
-application = get_asgi_application()
+with exit_on_configuration_error():
+    application = get_asgi_application()

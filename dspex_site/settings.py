@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Exchange, Queue
 
 from dspex_site.env import env_bool, env_float, env_int, env_list, env_str, env_url
 
@@ -33,6 +34,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served by us: nothing served loads from a CDN
     "django_fsm",
     "django_celery_beat",
     "cognitive",
@@ -41,6 +43,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's CSS, Swagger UI) from the same process, also under gunicorn with DEBUG=0.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -104,7 +108,16 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# `manage.py collectstatic` fills it (the Docker image does at build time); WhiteNoise serves it.
+STATIC_ROOT = Path(env_str("DSPEX_STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+if DEBUG:
+    # Under DEBUG files come from the apps directly; an empty root only spares WhiteNoise's warning about it.
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Compressed copies beside each file; no manifest, so templates render before collectstatic has run.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -133,6 +146,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Swagger UI otherwise shows a badge fetched from the public online validator.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "ENUM_NAME_OVERRIDES": {
         "ModuleStateEnum": "cognitive.models.module.ModuleState.choices",
         "ProgramStatusEnum": "cognitive.models.program.ProgramStatus.choices",
@@ -141,9 +159,10 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Celery. Without Redis the broker is a folder on disk, so a worker still runs on a bare machine.
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://")
+# The folder broker ignores the host; naming one spares kombu's "No hostname was supplied" warning.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL or "filesystem://localhost//")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
-if CELERY_BROKER_URL == "filesystem://":
+if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
     for sub in ("queue", "processed", "control"):
         (_broker_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -169,6 +188,14 @@ CELERY_TASK_ROUTES = {
     "workers.optimization.*": {"queue": "optimization"},
     "workers.maintenance.*": {"queue": "default"},
 }
+# Declared, so a worker started without -Q consumes every queue a task is routed to (Celery's
+# default is the default queue alone, and queued runs would wait forever). Each is declared as
+# Celery declares a missing queue (a direct exchange and routing key of its own name), so
+# messages route the same whether or not a worker names its queues with -Q.
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name, type="direct"), routing_key=name)
+    for name in sorted({route["queue"] for route in CELERY_TASK_ROUTES.values()} | {CELERY_TASK_DEFAULT_QUEUE})
+]
 # A large batch is published with up to this many ids per message (see jobs.ids_per_message).
 DSPEX_IDS_PER_MESSAGE_MAX = env_int("DSPEX_IDS_PER_MESSAGE_MAX", 16, minimum=1)
 # One run's time limits; a message carrying several runs gets them times their number.
@@ -190,11 +217,12 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     }
 # django-celery-beat's, recovering its entries after a database outage at start-up.
 CELERY_BEAT_SCHEDULER = "workers.scheduler:DatabaseScheduler"
+DSPEX_SWEEP_EVERY_SECONDS = env_int("DSPEX_SWEEP_EVERY_SECONDS", 5, minimum=1)
 CELERY_BEAT_SCHEDULE = {
-    "sweep-executions": {"task": "workers.maintenance.sweep", "schedule": env_int("DSPEX_SWEEP_EVERY_SECONDS", 5)},
+    "sweep-executions": {"task": "workers.maintenance.sweep", "schedule": DSPEX_SWEEP_EVERY_SECONDS},
     "reap-executions": {"task": "workers.maintenance.reap", "schedule": env_int("DSPEX_REAP_EVERY_SECONDS", 5)},
     "sweep-optimizations": {
-        "task": "workers.maintenance.sweep_optimizations", "schedule": env_int("DSPEX_SWEEP_EVERY_SECONDS", 5)
+        "task": "workers.maintenance.sweep_optimizations", "schedule": DSPEX_SWEEP_EVERY_SECONDS
     },
     "reap-optimizations": {
         "task": "workers.maintenance.reap_optimizations", "schedule": env_int("DSPEX_REAP_EVERY_SECONDS", 5)
@@ -213,6 +241,11 @@ DSPEX_CANCEL_CHECK_SECONDS = env_float("DSPEX_CANCEL_CHECK_SECONDS", 0.5, minimu
 # A synchronous run (`wait: true`, module execute) past this is handed to a worker and answered 202.
 # Keep it below the web server's timeout (gunicorn's default is 30 s).
 DSPEX_SYNC_RUN_DEADLINE_SECONDS = env_float("DSPEX_SYNC_RUN_DEADLINE_SECONDS", 20.0, minimum=0.0)
+
+# Health (see cognitive/services/health.py): /readyz wants a worker heartbeat and a sweep this recent.
+DSPEX_WORKER_HEARTBEAT_SECONDS = env_int("DSPEX_WORKER_HEARTBEAT_SECONDS", 10, minimum=1)
+DSPEX_READY_WORKER_SECONDS = env_int("DSPEX_READY_WORKER_SECONDS", 6 * DSPEX_WORKER_HEARTBEAT_SECONDS, minimum=1)
+DSPEX_READY_SWEEPER_SECONDS = env_int("DSPEX_READY_SWEEPER_SECONDS", max(60, 3 * DSPEX_SWEEP_EVERY_SECONDS), minimum=1)
 
 # Optimization runs (see cognitive/services/optimization_jobs.py).
 DSPEX_OPTIMIZATION_LEASE_SECONDS = env_int("DSPEX_OPTIMIZATION_LEASE_SECONDS", 60, minimum=1)

@@ -37,12 +37,20 @@ field in prompt order.
    "=") is evaluated with the usual precedence (``*`` before ``+``/``-``).
    The oracle is the decimal result: "What is 12 + 7?" -> "19",
    "Compute 2 + 3 * 4" -> "14".
-2. Otherwise: the last ``[A-Za-z0-9]+`` word of the primary input, uppercased:
+2. Otherwise, when a context field (``context``, ``contexts``, ``passages``,
+   ``documents``) holds a passage sharing a word with the primary input (not
+   counting common words such as "what", "is", "the", "of"): in the passage sharing
+   the most such words (the earliest on a tie), the first run of up to three
+   words that are neither in the primary input nor common words, as written:
+   "What is the capital of France?" with "Paris is the capital of France." ->
+   "Paris". A list is read as DSPy renders it (``[1] «...»`` items, or JSON).
+3. Otherwise: the last ``[A-Za-z0-9]+`` word of the primary input, uppercased:
    "What is the capital of France?" -> "FRANCE". No word at all -> "UNKNOWN".
 
 Demo-skill rule (what this model actually answers)
 --------------------------------------------------
-With ``d`` few-shot demos in the prompt the model answers the oracle answer when
+An answer found in the context (rule 2) is always given: the model reads well. Otherwise,
+with ``d`` few-shot demos in the prompt the model answers the oracle answer when
 ``stable_hash(inputs) % 100 < min(100, 30 + 20 * d)`` and ``wrong_answer(inputs)``
 otherwise, i.e. it is right on roughly 30% / 50% / 70% / 90% / 100% of inputs with
 0 / 1 / 2 / 3 / 4+ demos, and *which* inputs it gets right is fixed. ``inputs`` is
@@ -108,6 +116,14 @@ _REMINDER_FIELD_RE = re.compile(
 _CONFIDENCE_NAME_RE = re.compile(r"conf|prob|score|certain|likel", re.IGNORECASE)
 _REASONING_NAMES = frozenset({"reasoning", "rationale"})
 _DECOYS = ("PARIS", "BLUE", "SEVEN", "OCEAN", "MAPLE", "ORBIT", "QUARTZ", "WILLOW")
+_CONTEXT_NAMES = frozenset({"context", "contexts", "passages", "documents"})
+_LIST_ITEM_RE = re.compile(r"\[\d+\] «(.*?)»", re.DOTALL)
+_MAX_CONTEXT_ANSWER_WORDS = 3
+_COMMON_WORDS = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "did", "for", "from", "has",
+    "have", "how", "in", "is", "it", "its", "of", "on", "or", "that", "the", "this", "to", "was", "were",
+    "what", "when", "where", "which", "who", "whom", "whose", "why", "with", "you", "your",
+})
 
 
 # --------------------------------------------------------------------------- hashing & oracle
@@ -126,18 +142,68 @@ def skill_threshold(demo_count: int) -> int:
 
 
 def is_answered_correctly(inputs: Mapping[str, str], demo_count: int) -> bool:
+    if _arithmetic_answer(inputs) is None and context_answer(inputs) is not None:
+        return True
     return stable_hash(inputs) % 100 < skill_threshold(demo_count)
 
 
 def oracle_answer(inputs: Mapping[str, str]) -> str:
     """The gold answer for a str/int output under the documented oracle rule."""
+    arithmetic = _arithmetic_answer(inputs)
+    if arithmetic is not None:
+        return arithmetic
+    from_context = context_answer(inputs)
+    if from_context is not None:
+        return from_context
     ordered = _primary_first(inputs)
-    for value in ordered:
+    words = _WORD_RE.findall(ordered[0]) if ordered else []
+    return words[-1].upper() if words else "UNKNOWN"
+
+
+def _arithmetic_answer(inputs: Mapping[str, str]) -> str | None:
+    for value in _primary_first(inputs):
         result = _arithmetic_result(value)
         if result is not None:
             return str(result)
-    words = _WORD_RE.findall(ordered[0]) if ordered else []
-    return words[-1].upper() if words else "UNKNOWN"
+    return None
+
+
+def context_answer(inputs: Mapping[str, str]) -> str | None:
+    """Rule 2 of the oracle: the answer a reader finds in the passages of a context field, if any."""
+    primary = [str(v) for k, v in inputs.items() if k.lower() not in _CONTEXT_NAMES]
+    primary = [str(inputs["question"])] if "question" in inputs else primary[:1]
+    asked = {w.lower() for w in _WORD_RE.findall(primary[0])} - _COMMON_WORDS if primary else set()
+    passages = [p for k, v in inputs.items() if k.lower() in _CONTEXT_NAMES for p in _passages(str(v))]
+    if not asked or not passages:
+        return None
+    overlaps = [len(asked & {w.lower() for w in _WORD_RE.findall(p)}) for p in passages]
+    best = max(range(len(passages)), key=lambda i: (overlaps[i], -i))
+    if overlaps[best] == 0:
+        return None
+    span: list[str] = []
+    for word in _WORD_RE.findall(passages[best]):
+        if word.lower() in asked or word.lower() in _COMMON_WORDS:
+            if span:
+                break
+            continue
+        span.append(word)
+        if len(span) == _MAX_CONTEXT_ANSWER_WORDS:
+            break
+    return " ".join(span) or None
+
+
+def _passages(text: str) -> list[str]:
+    """The items of a list field as DSPy renders it (``[1] «...»`` or JSON), else its lines."""
+    items = _LIST_ITEM_RE.findall(text)
+    if items:
+        return items
+    try:
+        loaded = json.loads(text)
+    except ValueError:
+        loaded = None
+    if isinstance(loaded, list):
+        return [str(item) for item in loaded]
+    return [line for line in text.splitlines() if line.strip()]
 
 
 def wrong_answer(inputs: Mapping[str, str]) -> str:

@@ -145,3 +145,18 @@ def test_app_environment_names_only_settings_that_exist():
         if name == key_env:  # the LM key itself, named by DSPEX_DEFAULT_LM_KEY_ENV
             continue
         assert f'"{name}"' in settings_source, f"{name} is set in docker-compose.yml but never read"
+
+
+def test_the_default_allowed_hosts_cover_both_local_names():
+    default = re.fullmatch(r"\$\{ALLOWED_HOSTS:-([^}]*)\}", COMPOSE["x-app"]["environment"]["ALLOWED_HOSTS"]).group(1)
+
+    assert {"localhost", "127.0.0.1"} <= set(default.split(","))
+
+
+def test_the_image_collects_static_files_for_whitenoise():
+    steps = [line for line in (REPO / "Dockerfile").read_text().splitlines() if line.startswith("RUN ")]
+    collect = [line for line in steps if "collectstatic" in line]
+
+    assert collect and "manage.py collectstatic --noinput" in collect[0]
+    assert "collectstatic" in get_commands()
+    assert "whitenoise.middleware.WhiteNoiseMiddleware" in settings.MIDDLEWARE

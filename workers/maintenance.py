@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cognitive.services.execution_jobs import EXECUTIONS
+from cognitive.services.health import sweeper_ran
 from cognitive.services.jobs.maintenance import reap as reap_kind
 from cognitive.services.jobs.maintenance import sweep as sweep_kind
 from cognitive.services.optimization_jobs import OPTIMIZATION_RUNS
@@ -11,7 +12,9 @@ from workers.policy import maintenance_task
 
 @maintenance_task
 def sweep() -> int:
-    return sweep_kind(EXECUTIONS)
+    swept = sweep_kind(EXECUTIONS)
+    sweeper_ran()
+    return swept
 
 
 @maintenance_task

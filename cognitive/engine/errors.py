@@ -62,7 +62,13 @@ def _retry_after(exc: BaseException) -> float | None:
 def _message(exc: BaseException) -> str:
     text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     # Provider messages append multi-line remedies; the first line says what happened.
-    return f"{type(exc).__name__}: {str(text).strip().splitlines()[0]}"[:500]
+    return f"{type(exc).__name__}: {str(text).strip().splitlines()[0]}{notes_of(exc)}"[:500]
+
+
+def notes_of(exc: BaseException) -> str:
+    """What was added on the way up (e.g. TracedLM names the LM and its URL), as a suffix for messages."""
+    notes = getattr(exc, "__notes__", None)
+    return f" ({'; '.join(str(note) for note in notes)})" if notes else ""
 
 
 def transient_failure(exc: BaseException) -> RetryableError | None:

@@ -52,8 +52,12 @@ class TracedLM(dspy.LM):
 
         raise_if_stopped()
         self._acquire(prompt, messages)
-        with recording_lm_call(self, prompt, messages) as call:
-            call.outputs = super().__call__(prompt, messages=messages, **kwargs)
+        try:
+            with recording_lm_call(self, prompt, messages) as call:
+                call.outputs = super().__call__(prompt, messages=messages, **kwargs)
+        except Exception as exc:
+            self._name_endpoint(exc)
+            raise
         return call.outputs
 
     async def acall(self, prompt: Any = None, *, messages: Any = None, **kwargs: Any) -> Any:
@@ -61,9 +65,19 @@ class TracedLM(dspy.LM):
 
         raise_if_stopped()
         self._acquire(prompt, messages)
-        with recording_lm_call(self, prompt, messages) as call:
-            call.outputs = await super().acall(prompt, messages=messages, **kwargs)
+        try:
+            with recording_lm_call(self, prompt, messages) as call:
+                call.outputs = await super().acall(prompt, messages=messages, **kwargs)
+        except Exception as exc:
+            self._name_endpoint(exc)
+            raise
         return call.outputs
+
+    def _name_endpoint(self, exc: Exception) -> None:
+        """Say which LM and URL failed: provider errors name a host at best ("Connection error." at worst)."""
+        note = f"LM '{self.limits[0] or self.model}' at {self.kwargs.get('api_base') or 'the provider default URL'}"
+        if note not in getattr(exc, "__notes__", ()):
+            exc.add_note(note)
 
     def _acquire(self, prompt: Any, messages: Any) -> None:
         key, rpm, tpm = self.limits

@@ -16,6 +16,7 @@ import dspy
 import numpy as np
 from rank_bm25 import BM25Okapi
 
+from cognitive.engine import embeddings
 from cognitive.errors import ExecutionFailed, InvalidInput, RateLimited, RetryableError
 
 RETRIEVAL_METHODS = ("bm25", "vector")
@@ -56,24 +57,28 @@ def embedder_key(config: EmbeddingModelConfig) -> str:
 
 
 def embed_texts(config: EmbeddingModelConfig, texts: Sequence[str]) -> list[list[float]]:
-    """Embed through `dspy.Embedder` with the config's embedding model (its chat model if it names none).
+    """Embed with the config's embedding model (its chat model if it names none).
 
-    Raises RateLimited / RetryableError when trying again later may help, ExecutionFailed otherwise.
+    `openai/...` models go straight to the embeddings API (see `cognitive.engine.embeddings`),
+    others through `dspy.Embedder`. Raises RateLimited / RetryableError when trying again later
+    may help, ExecutionFailed otherwise.
     """
     if not texts:
         return []
     model = config.embedding_model or config.model
-    embedder = dspy.Embedder(
-        model,
-        api_base=config.api_base or None,
-        api_key=(os.environ.get(config.api_key_env) if config.api_key_env else None) or "local",
-        timeout=float(config.params.get("timeout") or DEFAULT_EMBEDDING_TIMEOUT_S),
-        caching=False,
-    )
-    try:
-        vectors = np.asarray(embedder(list(texts)), dtype=np.float32)
-    except Exception as exc:
-        raise _embedding_error(exc, model) from exc
+    api_key = (os.environ.get(config.api_key_env) if config.api_key_env else None) or "local"
+    timeout = float(config.params.get("timeout") or DEFAULT_EMBEDDING_TIMEOUT_S)
+    if embeddings.handles(model):
+        raw: Any = embeddings.embed(model=model, texts=texts, api_base=config.api_base, api_key=api_key,
+                                    timeout=timeout)
+    else:
+        embedder = dspy.Embedder(model, api_base=config.api_base or None, api_key=api_key, timeout=timeout,
+                                 caching=False)
+        try:
+            raw = embedder(list(texts))
+        except Exception as exc:
+            raise _embedding_error(exc, model) from exc
+    vectors = np.asarray(raw, dtype=np.float32)
     if vectors.ndim != 2 or len(vectors) != len(texts) or not np.isfinite(vectors).all():
         raise ExecutionFailed(
             f"embedding model '{model}' returned unusable vectors", {"model": model, "shape": list(vectors.shape)}

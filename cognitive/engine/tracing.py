@@ -24,6 +24,8 @@ import dspy
 from dspy.utils.callback import BaseCallback
 from dspy.utils.usage_tracker import UsageTracker
 
+from cognitive.engine.errors import notes_of
+
 # The dspy.context key under which the running step's StepTrace is found.
 STEP_TRACE = "dspex_step_trace"
 # The dspy.context key under which a run's stop check is found; TracedLM asks it before each call.
@@ -81,7 +83,7 @@ def to_json(value: Any, depth: int = 0, *, limit: int | None = MAX_TEXT) -> Any:
 
 def error_info(exc: BaseException) -> dict[str, Any]:
     message = getattr(exc, "message", None) or str(exc)
-    return {"type": type(exc).__name__, "message": clip(str(message), 2_000)}
+    return {"type": type(exc).__name__, "message": clip(f"{message}{notes_of(exc)}", 2_000)}
 
 
 class _StepUsage(UsageTracker):

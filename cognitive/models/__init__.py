@@ -1,6 +1,7 @@
 from cognitive.models.batch import Batch
 from cognitive.models.dataset import Dataset, Example, ExampleSource, ExampleSplit
 from cognitive.models.execution import FINAL_STATUSES, Execution, ExecutionStatus
+from cognitive.models.heartbeat import Heartbeat, HeartbeatKind
 from cognitive.models.idempotency import IdempotentRequest
 from cognitive.models.lm import LanguageModel
 from cognitive.models.module import Module, ModuleState, ModuleType
@@ -34,6 +35,8 @@ __all__ = [
     "ExampleSplit",
     "Execution",
     "ExecutionStatus",
+    "Heartbeat",
+    "HeartbeatKind",
     "IdempotentRequest",
     "ImmutableRowError",
     "LanguageModel",

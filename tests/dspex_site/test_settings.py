@@ -109,8 +109,10 @@ def test_settings_refuse_to_load_without_secret_key_when_debug_is_off(tmp_path):
     result = load_settings(tmp_path, DSPEX_VAR_DIR=str(tmp_path))
 
     assert result.returncode != 0
-    assert "ImproperlyConfigured" in result.stderr
-    assert "SECRET_KEY must be set" in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "DSPex is not configured: SECRET_KEY must be set unless DEBUG=1 (a development key is used only then) "
+        "(see the Configuration table in README.md)"
+    ]
 
 
 def test_debug_uses_a_development_key_and_local_hosts(tmp_path):
@@ -131,7 +133,7 @@ def test_defaults_need_neither_a_database_server_nor_redis(tmp_path):
 
     assert values["db"]["ENGINE"] == "django.db.backends.sqlite3"
     assert Path(values["db"]["NAME"]) == REPO / "var" / "dspex.sqlite3"
-    assert values["broker"] == "filesystem://"
+    assert values["broker"] == "filesystem://localhost//"
     assert values["cache"] == "django.core.cache.backends.locmem.LocMemCache"
     assert values["lm"] == "openai/local"
 

@@ -98,6 +98,33 @@ def test_oracle_prefers_question_then_scans_other_inputs_for_arithmetic() -> Non
     assert oracle_answer({"topic": "birds and bees", "extra": "zzz"}) == "BEES"
 
 
+RENDERED_CONTEXT = (
+    "[1] «DSPex runs DSPy programs in production on Django, Celery and Redis.»\n"
+    "[2] «Paris is the capital of France, and the Seine flows through it.»"
+)
+
+
+@pytest.mark.parametrize(
+    ("inputs", "expected"),
+    [
+        ({"question": "What is the capital of France?", "context": RENDERED_CONTEXT}, "Paris"),
+        ({"question": "What is the capital of France?", "passages": '["Paris is the capital of France."]'}, "Paris"),
+        ({"question": "Where does the Seine flow?", "context": RENDERED_CONTEXT}, "Paris"),
+        ({"question": "What is 2 + 3?", "context": RENDERED_CONTEXT}, "5"),  # arithmetic comes first
+        ({"question": "Who painted the Mona Lisa?", "context": RENDERED_CONTEXT}, "LISA"),  # nothing shared: rule 3
+    ],
+    ids=["chat-list", "json-list", "the-passage-sharing-most", "arithmetic-first", "no-overlap"],
+)
+def test_the_oracle_answers_from_the_context_when_a_passage_matches(inputs: dict, expected: str) -> None:
+    assert oracle_answer(inputs) == expected
+
+
+def test_an_answer_found_in_the_context_is_given_whatever_the_demos() -> None:
+    inputs = {"question": "What is the capital of France?", "context": RENDERED_CONTEXT}
+
+    assert [model_answer(inputs, demo_count=d) for d in range(4)] == ["Paris"] * 4
+
+
 def test_skill_threshold_grows_with_demos_and_caps_at_100() -> None:
     assert [skill_threshold(d) for d in range(6)] == [30, 50, 70, 90, 100, 100]
 

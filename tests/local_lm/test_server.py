@@ -77,6 +77,18 @@ def test_chain_of_thought_returns_typed_int_and_float(local_lm: LocalLMServer) -
     assert isinstance(prediction.confidence, float) and 0.0 <= prediction.confidence <= 1.0
 
 
+@pytest.mark.parametrize("adapter", [dspy.ChatAdapter(), dspy.JSONAdapter()], ids=["chat", "json"])
+def test_a_rag_prompt_is_answered_from_its_context(local_lm: LocalLMServer, adapter: dspy.Adapter) -> None:
+    context = ["DSPex runs DSPy programs on Django.", "Paris is the capital of France, and the Seine flows through it."]
+    rag = dspy.ChainOfThought("question: str, context: list[str] -> answer: str, confidence: float")
+
+    with dspy.context(lm=make_lm(local_lm), adapter=adapter):
+        answers = [rag(question="What is the capital of France?", context=context) for _ in range(2)]
+
+    assert [a.answer for a in answers] == ["Paris", "Paris"]  # from the passage, and the same every time
+    assert answers[0].confidence == 0.9
+
+
 class Triage(dspy.Signature):
     """Triage the ticket."""
 

@@ -1,9 +1,11 @@
 """``python manage.py demo``: the original design's RAG example, end to end, with its trace.
 
 Parallel retrieval (BM25 + vector) → merge → chain-of-thought answer with a fallback, run on
-the bundled local LM (started in-process on a free port) unless a real LM is configured through
-DSPEX_DEFAULT_LM / DSPEX_DEFAULT_LM_API_BASE / DSPEX_DEFAULT_LM_KEY_ENV. Safe to run again: every
-row it needs is created once and brought up to date.
+the bundled local LM unless a real LM is configured through DSPEX_DEFAULT_LM /
+DSPEX_DEFAULT_LM_API_BASE / DSPEX_DEFAULT_LM_KEY_ENV. The local LM is the one answering at the
+default LM's address (`make serve`, `make local-lm`), else one started in-process on that
+address, so the `demo-lm` row it leaves keeps working afterwards wherever the local LM runs.
+Safe to run again: every row it needs is created once and brought up to date.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from contextlib import ExitStack
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -61,6 +65,16 @@ def rag_pipeline(*, vector: bool) -> dict[str, Any]:
     }
 
 
+def local_lm_answers(api_base: str) -> bool:
+    """Whether the bundled local LM (not just anything) is serving at `api_base`."""
+    health = api_base.rstrip("/").removesuffix("/v1") + "/health"
+    try:
+        with urllib.request.urlopen(health, timeout=2) as response:  # noqa: S310 (the configured LM base)
+            return response.headers.get("Server", "").startswith("local_lm/") and response.status == 200
+    except (OSError, ValueError):
+        return False
+
+
 class Command(BaseCommand):
     help = "Run the RAG example (parallel retrieval → merge → chain of thought) and print its answer and trace."
 
@@ -91,10 +105,10 @@ class Command(BaseCommand):
         """The production path: a durable row, its id on the broker, a real Celery worker process."""
         execution, _ = run_enqueue(program_run_request(program=program, owner=program.owner, input=question))
         self.stdout.write(f"Queued execution {execution.pk} on {settings.CELERY_BROKER_URL.split('@')[-1]}")
+        # No -Q: a worker consumes every queue the project routes to, as `celery -A dspex_site worker` does.
         worker = subprocess.Popen(
             [sys.executable, "-m", "celery", "--quiet", "-A", "dspex_site", "worker", "--pool=threads",
-             "--concurrency=4", "-Q", "executions,optimization,default", "--loglevel=WARNING", "--without-gossip",
-             "--without-mingle"],
+             "--concurrency=4", "--loglevel=WARNING", "--without-gossip", "--without-mingle"],
             cwd=settings.BASE_DIR,
         )
         stack.callback(self._stop, worker)
@@ -127,17 +141,29 @@ class Command(BaseCommand):
     # -- setup
 
     def _real_lm_configured(self) -> bool:
-        return "DSPEX_DEFAULT_LM_API_BASE" in os.environ or settings.DSPEX_DEFAULT_LM != "openai/local"
+        return settings.DSPEX_DEFAULT_LM != "openai/local"
 
     def _lm_endpoint(self, stack: ExitStack) -> str:
+        base = settings.DSPEX_DEFAULT_LM_API_BASE
         if self._real_lm_configured():
-            configured = f"{settings.DSPEX_DEFAULT_LM} at {settings.DSPEX_DEFAULT_LM_API_BASE}"
-            self.stdout.write(f"Using the configured LM {configured}")
-            return settings.DSPEX_DEFAULT_LM_API_BASE
+            self.stdout.write(f"Using the configured LM {settings.DSPEX_DEFAULT_LM} at {base}")
+            return base
+        if local_lm_answers(base):
+            self.stdout.write(f"Using the local LM already running at {base}")
+            return base
         from local_lm.server import LocalLMServer
 
-        server = stack.enter_context(LocalLMServer(port=0, latency_ms=50))
-        self.stdout.write(f"Started the local LM at {server.url} (in-process, loopback only)")
+        address = urlsplit(base)
+        try:
+            server = stack.enter_context(LocalLMServer(host=address.hostname or "", port=address.port or 80,
+                                                       latency_ms=50))
+        except (ValueError, OSError) as exc:
+            raise CommandError(
+                f"cannot start the local LM at {base} (DSPEX_DEFAULT_LM_API_BASE): {exc}; free that port, "
+                "start `make local-lm`, or point DSPEX_DEFAULT_LM_API_BASE at a free loopback port"
+            ) from exc
+        self.stdout.write(f"Started the local LM at {server.url} (in-process, loopback only; "
+                          "`make serve` or `make local-lm` serves it afterwards)")
         return server.url
 
     def _setup(self, api_base: str) -> Program:
