@@ -22,7 +22,6 @@ Semantics worth knowing:
 from __future__ import annotations
 
 import logging
-import math
 from datetime import timedelta
 from typing import Any
 
@@ -65,6 +64,7 @@ from cognitive.models import (
     VersionSource,
 )
 from cognitive.services.jobs import LeaseKeeper, attempts_with, backoff_seconds, error_payload, worker_identity
+from cognitive.services.optimization_budget import optimization_budget
 from cognitive.services.pipelines import language_model_of, pipeline_compile, pipeline_modules
 
 logger = logging.getLogger(__name__)
@@ -93,24 +93,7 @@ def _line(text: str) -> str:
 
 
 def _check_budget(budget: Any) -> dict[str, Any]:
-    if budget is None:
-        return {}
-    if not isinstance(budget, dict):
-        raise InvalidInput("budget must be a JSON object with max_lm_calls and/or max_cost", {"field": "budget"})
-    unknown = sorted(set(budget) - {"max_lm_calls", "max_cost"})
-    if unknown:
-        raise InvalidInput(
-            f"budget does not take {', '.join(unknown)}; allowed: max_lm_calls, max_cost", {"field": "budget"}
-        )
-    calls = budget.get("max_lm_calls")
-    if calls is not None and (isinstance(calls, bool) or not isinstance(calls, int) or calls < 1):
-        raise InvalidInput("budget.max_lm_calls must be an integer >= 1", {"field": "budget.max_lm_calls"})
-    cost = budget.get("max_cost")
-    if cost is not None and (
-        isinstance(cost, bool) or not isinstance(cost, int | float) or not math.isfinite(cost) or cost <= 0
-    ):
-        raise InvalidInput("budget.max_cost must be a number > 0", {"field": "budget.max_cost"})
-    return {key: value for key, value in budget.items() if value is not None}
+    return optimization_budget(budget)
 
 
 def _resolve_optimizer(optimizer: Any, config: Any) -> tuple[Optimizer | None, str, dict[str, Any]]:
