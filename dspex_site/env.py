@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
+
+# Every variable the settings read, so other code can tell a project setting from anything else
+# (an LM's key variable must never name one: cognitive/services/lm_policy.py).
+READ_NAMES: set[str] = set()
 _FALSE = {"0", "false", "no", "off", ""}
 
 
 def env_str(name: str, default: str | None = None) -> str | None:
+    READ_NAMES.add(name)
     value = os.environ.get(name)
     return default if value is None or value == "" else value
 
 
 def env_bool(name: str, default: bool) -> bool:
+    READ_NAMES.add(name)
     raw = os.environ.get(name)
     if raw is None:
         return default
@@ -28,6 +35,7 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    READ_NAMES.add(name)
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -40,7 +48,22 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return value
 
 
+def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+    READ_NAMES.add(name)
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value) or (minimum is not None and value < minimum):
+        raise ImproperlyConfigured(f"{name} must be a finite number >= {minimum}, got {raw!r}")
+    return value
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
+    READ_NAMES.add(name)
     raw = os.environ.get(name)
     if raw is None:
         return default

@@ -12,9 +12,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cognitive import selectors
+from cognitive.api.serializers import AvailableLMField
 from cognitive.engine.retrieval import MAX_K, RETRIEVAL_METHODS
 from cognitive.errors import RetryableError
-from cognitive.models import Corpus, Document, LanguageModel
+from cognitive.models import Corpus, Document
 from cognitive.policies import IsOwnerOrStaff
 from cognitive.services import corpora
 
@@ -26,8 +27,8 @@ class TextListField(serializers.JSONField):
 
 class CorpusSerializer(serializers.ModelSerializer):
     documents = TextListField(write_only=True, help_text="the passages, in order")
-    embedding_lm = serializers.SlugRelatedField(
-        slug_field="name", queryset=LanguageModel.objects.all(), required=False, allow_null=True,
+    embedding_lm = AvailableLMField(
+        required=False, allow_null=True,
         help_text="LM whose embedding model embeds the documents; empty: the default LM",
     )
     document_count = serializers.IntegerField(read_only=True)

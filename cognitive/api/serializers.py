@@ -20,7 +20,7 @@ from cognitive.models import (
     ProgramVersion,
     Signature,
 )
-from cognitive.selectors import signature_complexity_of, signature_list
+from cognitive.selectors import lm_list, signature_complexity_of, signature_list
 
 
 class FieldSpecSerializer(serializers.Serializer):
@@ -61,7 +61,7 @@ class LanguageModelSerializer(serializers.ModelSerializer):
         model = LanguageModel
         fields = [
             "id", "name", "model", "api_base", "api_key_env", "embedding_model", "params", "rpm", "tpm",
-            "key_configured", "created_at", "updated_at",
+            "max_output_tokens", "availability", "groups", "key_configured", "created_at", "updated_at",
         ]
 
     def get_key_configured(self, obj: LanguageModel) -> bool:
@@ -79,11 +79,19 @@ class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
         return self.selector(user=self.context["request"].user)
 
 
+class AvailableLMField(serializers.SlugRelatedField):
+    """An LM by name, among those the requesting user may use: any other name is 'does not exist'."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(slug_field="name", **kwargs)
+
+    def get_queryset(self) -> Any:
+        return lm_list(user=self.context["request"].user)
+
+
 class ModuleSerializer(serializers.ModelSerializer):
     signature = OwnedPrimaryKeyField(selector=signature_list)
-    lm = serializers.SlugRelatedField(
-        slug_field="name", queryset=LanguageModel.objects.all(), required=False, allow_null=True
-    )
+    lm = AvailableLMField(required=False, allow_null=True)
     type = serializers.ChoiceField(choices=ModuleType.choices)
     executing = serializers.IntegerField(read_only=True, help_text="executions of this module running now")
     success_rate = serializers.FloatField(read_only=True, allow_null=True)

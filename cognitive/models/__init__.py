@@ -1,7 +1,7 @@
 from cognitive.models.batch import Batch
 from cognitive.models.dataset import Dataset, Example, ExampleSource, ExampleSplit
 from cognitive.models.execution import FINAL_STATUSES, Execution, ExecutionStatus
-from cognitive.models.lm import LanguageModel
+from cognitive.models.lm import LanguageModel, LMAvailability
 from cognitive.models.module import Module, ModuleState, ModuleType
 from cognitive.models.optimization import Optimizer, OptimizerType
 from cognitive.models.optimization_run import (
@@ -34,6 +34,7 @@ __all__ = [
     "Execution",
     "ExecutionStatus",
     "ImmutableRowError",
+    "LMAvailability",
     "LanguageModel",
     "Module",
     "ModuleState",

@@ -33,6 +33,7 @@ from cognitive.models import (
     Program,
 )
 from cognitive.policies import RUNNABLE_PROGRAM_STATUSES
+from cognitive.services.lm_access import check_call_lm
 from cognitive.services.pipelines import module_signature, prepare_module_row
 from cognitive.services.row_updates import insert_row
 from cognitive.services.run_kits import CompiledPlan, compiled_plan, prepared_modules
@@ -187,10 +188,7 @@ def check_execute_context(context: Any, module: Module) -> dict[str, Any]:
         if key not in _CONTEXT_KEYS:
             allowed = ", ".join(sorted(_CONTEXT_KEYS))
             raise InvalidInput(f"unknown context key '{key}'; allowed: {allowed}", {"field": f"context.{key}"})
-    if "lm" in context and not (
-        isinstance(context["lm"], str) and LanguageModel.objects.filter(name=context["lm"]).exists()
-    ):
-        raise InvalidInput(f"unknown LM {context['lm']!r}", {"field": "context.lm"})
+    check_call_lm(context, module)
     options = {k: v for k, v in context.items() if k != "lm"}
     try:
         validate_module_config(module.type, {**module.config, **options})
