@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from cognitive import selectors
 from cognitive.api.datasets import JSONObjectField
 from cognitive.api.serializers import OwnedPrimaryKeyField, ProgramSerializer
+from cognitive.api.summaries import SummaryListMixin
 from cognitive.api.throttles import ActionThrottle
 from cognitive.engine.optimizers import OPTIMIZER_CLASSES, RETIRED_TYPES
 from cognitive.models import OptimizationRun, OptimizationSchedule, Program, ProgramVersion
@@ -174,8 +175,13 @@ class ProgramScheduleView(_ProgramAction):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class OptimizationRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Optimization runs, newest first, with live progress. Started by `POST /api/programs/{id}/optimize/`."""
+class OptimizationRunViewSet(
+    SummaryListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Optimization runs, newest first, with live progress. Started by `POST /api/programs/{id}/optimize/`.
+    List items leave out the configs, trials, log and attempts; `GET /{id}/` has them."""
+
+    list_omits = ("optimizer_config", "metric_config", "trials", "log", "attempts")
 
     queryset = OptimizationRun.objects.none()  # for the schema; requests use the user-scoped get_queryset
     serializer_class = OptimizationRunSerializer

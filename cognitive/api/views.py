@@ -16,6 +16,7 @@ from cognitive.api import runs as run_api
 from cognitive.api import serializers as s
 from cognitive.api.batches import BatchSerializer, RunBatchSerializer
 from cognitive.api.filters import ExecutionFilter, ProgramVersionFilter
+from cognitive.api.summaries import SummaryListMixin, summary_serializer
 from cognitive.api.throttles import ActionThrottle
 from cognitive.models import Execution, LanguageModel, Module, Optimizer, Program, ProgramVersion, Signature
 from cognitive.policies import IsOwnerOrStaff, IsStaffOrReadOnly
@@ -88,7 +89,7 @@ class LanguageModelViewSet(OwnedViewSet):
     ordering = ["name"]
 
     def get_queryset(self) -> Any:
-        return selectors.lm_list()
+        return selectors.lm_list(user=self.request.user)
 
     def perform_service_create(self, data: dict[str, Any]) -> Any:
         return lms.lm_save(lm=LanguageModel(), **data)
@@ -136,8 +137,12 @@ class ModuleViewSet(OwnedViewSet):
         return self._unannotated(selectors.module_list(user=self.request.user, with_stats=False))
 
 
-class ProgramViewSet(OwnedViewSet):
+_VERSION_SUMMARY = summary_serializer(s.ProgramVersionSerializer, ("state",))
+
+
+class ProgramViewSet(SummaryListMixin, OwnedViewSet):
     throttle_scope: str | None = None  # set per action: run, run-batch, optimize
+    list_omits = ("pipeline", "variables")
     queryset = Program.objects.none()  # for the schema; requests use the user-scoped get_queryset
     serializer_class = s.ProgramSerializer
     filterset_fields = ["name", "status"]
@@ -181,16 +186,17 @@ class ProgramViewSet(OwnedViewSet):
         )
         return run_api.queued_result(execution) if queued else run_api.run_result(execution)
 
-    @extend_schema(
-        request=None, responses={200: s.ProgramVersionSerializer(many=True), 201: s.ProgramVersionSerializer}
-    )
+    @extend_schema(methods=["GET"], request=None, responses=_VERSION_SUMMARY(many=True))
+    @extend_schema(methods=["POST"], request=None, responses={201: s.ProgramVersionSerializer})
     @action(detail=True, methods=["get", "post"])
     def versions(self, request: Request, pk: str | None = None) -> Response:
-        """GET: the program's versions, newest first. POST: snapshot the modules' current state as the next version."""
+        """GET: the program's versions, newest first (paginated, without state).
+        POST: snapshot the modules' current state as the next version."""
         program = self._program()
         if request.method == "GET":
             found = selectors.program_version_list(user=request.user).filter(program=program).order_by("-number")
-            return Response(s.ProgramVersionSerializer(found, many=True).data)
+            page = self.paginate_queryset(found.defer("state"))
+            return self.get_paginated_response(_VERSION_SUMMARY(page, many=True).data)
         version = version_services.program_version_snapshot(program=program)
         return Response(s.ProgramVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
@@ -207,7 +213,10 @@ class ProgramViewSet(OwnedViewSet):
         return Response({"batch": BatchSerializer(batch).data}, status=status.HTTP_202_ACCEPTED)
 
 
-class ProgramVersionViewSet(viewsets.ReadOnlyModelViewSet):
+class ProgramVersionViewSet(SummaryListMixin, viewsets.ReadOnlyModelViewSet):
+    """Versions; list items leave out `state` (the DSPy program state), `GET /{id}/` has it."""
+
+    list_omits = ("state",)
     queryset = ProgramVersion.objects.none()  # for the schema; requests use the user-scoped get_queryset
     serializer_class = s.ProgramVersionSerializer
     filterset_class = ProgramVersionFilter
@@ -239,9 +248,13 @@ class OptimizerViewSet(OwnedViewSet):
         return optimizers.optimizer_update(optimizer=instance, **data)
 
 
-class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Executions, newest first. `GET /api/executions/{id}/` includes the child (step) executions."""
+class ExecutionViewSet(
+    SummaryListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Executions, newest first. List items leave out input, context, output, trace and attempts;
+    `GET /api/executions/{id}/` has them, and the child (step) executions."""
 
+    list_omits = ("input", "context", "output", "trace", "attempts", "children")
     queryset = Execution.objects.none()  # for the schema; requests use the user-scoped get_queryset
     serializer_class = s.ExecutionSerializer
     filterset_class = ExecutionFilter

@@ -43,6 +43,7 @@ from cognitive.engine.plan import (
 )
 from cognitive.engine.values import ValueMismatch, check_value, type_fits
 from cognitive.errors import InvalidInput
+from cognitive.json_limits import check_json
 from cognitive.signatures import Field, TypeExpr, parse_type
 
 MAX_STEPS = 50
@@ -118,6 +119,7 @@ class _Compiler:
     def compile(self, spec: Any) -> PipelinePlan:
         if not isinstance(spec, dict):
             raise _fail("", "the pipeline must be a JSON object")
+        check_json(spec)  # a spec from the admin or Python has not been through the API's parser
         for key in spec:
             if key not in ("steps", "return"):
                 raise _fail(str(key), f"unknown pipeline key '{key}'; a pipeline has 'steps' and 'return'")
