@@ -20,7 +20,9 @@ from cognitive.api.serializers import OwnedPrimaryKeyField, ProgramSerializer
 from cognitive.api.summaries import SummaryListMixin
 from cognitive.api.throttles import ActionThrottle
 from cognitive.engine.optimizers import OPTIMIZER_CLASSES, RETIRED_TYPES
+from cognitive.errors import InvalidInput
 from cognitive.models import OptimizationRun, OptimizationSchedule, Program, ProgramVersion
+from cognitive.selectors import lm_list
 from cognitive.selectors_optimization import optimization_run_list
 from cognitive.services import optimization as services
 from cognitive.services.optimization_schedules import optimization_schedule_delete, optimization_schedule_set
@@ -64,6 +66,10 @@ class _RequestSerializer(serializers.Serializer):
 
     def resolved(self) -> dict[str, Any]:
         data = dict(self.validated_data)
+        judge_lm = data.get("metric_config", {}).get("lm")
+        if isinstance(judge_lm, str) and not lm_list(user=self.context["request"].user).filter(name=judge_lm).exists():
+            # Worded as the metric words an LM that does not exist: an unavailable one must look the same.
+            raise InvalidInput(f"llm_judge: no language model named {judge_lm!r}", {"field": "config.lm"})
         name = data["optimizer"]
         if name not in OPTIMIZER_CLASSES and name not in RETIRED_TYPES:
             saved = selectors.optimizer_list(user=self.context["request"].user).filter(name=name).first()

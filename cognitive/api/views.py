@@ -128,9 +128,10 @@ class ModuleViewSet(OwnedViewSet):
     @action(detail=True, methods=["post"], throttle_classes=[ActionThrottle], throttle_scope="run")
     def execute(self, request: Request, pk: str | None = None) -> Response:
         """Run the module now on `input` (checked against its signature first). The trace is the execution's."""
+        module = self._module()  # an unknown id is a 404 whatever the body
         body = run_api.ExecuteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        execution = run_services.module_execute(module=self._module(), owner=request.user, **body.validated_data)
+        execution = run_services.module_execute(module=module, owner=request.user, **body.validated_data)
         return run_api.run_result(execution)
 
     def _module(self) -> Module:
@@ -178,10 +179,11 @@ class ProgramViewSet(SummaryListMixin, OwnedViewSet):
     @action(detail=True, methods=["post"], throttle_classes=[ActionThrottle], throttle_scope="run")
     def run(self, request: Request, pk: str | None = None) -> Response:
         """Run an active program. `wait: true` answers with the output; otherwise 202 and poll the execution."""
+        program = self._program()  # an unknown id is a 404 whatever the body
         body = run_api.RunSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         execution, queued = run_services.program_submit(
-            program=self._program(), owner=request.user, idempotency_key=request.headers.get("Idempotency-Key", ""),
+            program=program, owner=request.user, idempotency_key=request.headers.get("Idempotency-Key", ""),
             **body.validated_data,
         )
         return run_api.queued_result(execution) if queued else run_api.run_result(execution)
@@ -207,9 +209,10 @@ class ProgramViewSet(SummaryListMixin, OwnedViewSet):
     )
     def run_batch(self, request: Request, pk: str | None = None) -> Response:
         """Queue one execution per input (up to DSPEX_BATCH_MAX); poll `/api/batches/{id}/`."""
+        program = self._program()
         body = RunBatchSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        batch = submissions.program_run_batch(program=self._program(), owner=request.user, **body.validated_data)
+        batch = submissions.program_run_batch(program=program, owner=request.user, **body.validated_data)
         return Response({"batch": BatchSerializer(batch).data}, status=status.HTTP_202_ACCEPTED)
 
 
