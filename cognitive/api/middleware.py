@@ -16,6 +16,7 @@ from http import HTTPStatus
 from django.conf import settings
 from django.core.exceptions import BadRequest, PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from rest_framework.response import Response
 
 from cognitive.services.datasets import MAX_IMPORT_BYTES
 
@@ -80,6 +81,8 @@ class ApiEnvelopeMiddleware:
         response = self.get_response(request)
         if response.status_code < 400 or _is_json(response) or getattr(response, "streaming", False):
             return response
+        if isinstance(response, Response):
+            return response  # DRF's own error, rendered as the client asked (the browsable API's HTML)
         if response.status_code >= 500:
             return server_error(request)
         status = response.status_code
