@@ -87,9 +87,14 @@ def test_a_nul_in_a_dataset_import_is_a_400_json_list_and_file(api, user, progra
     line = json.dumps({"inputs": {"question": "q"}, "outputs": {"answer": NUL}})
     as_file = api.post(url, {"file": SimpleUploadedFile("d.jsonl", line.encode())}, format="multipart")
 
+    as_csv = api.post(url, {"file": SimpleUploadedFile("d.csv", b"in.question,out.answer\nq\x00x,a\n")},
+                      format="multipart")
+
     assert assert_envelope(as_json, 400)["extra"]["path"] == "[0].outputs.answer"
     errors = assert_envelope(as_file, 400)["extra"]["errors"]
     assert errors[0]["line"] == 1 and "outputs.answer" in errors[0]["message"] and "NUL" in errors[0]["message"]
+    [csv_error] = assert_envelope(as_csv, 400)["extra"]["errors"]
+    assert csv_error["line"] == 2 and csv_error["message"].startswith("inputs.question contains a NUL")
     assert not Example.objects.exists()
 
 
