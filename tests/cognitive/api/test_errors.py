@@ -189,3 +189,13 @@ def test_with_redis_down_sign_in_still_works(client_for, user, settings):
     settings.CACHES = REDIS_DOWN
     response = client_for().post("/api/auth/token/", {"username": user.username, "password": "pw"}, format="json")
     assert response.status_code == 200 and response.json()["token"]
+
+
+@pytest.mark.parametrize(
+    "when", ["0095-11-09T16:28:28.897017-16:43", "2020-01-01T00:00:00+16:00", "0001-01-01T00:00:00+10:00"]
+)
+def test_a_time_filter_the_database_cannot_compare_is_a_400(api, user, when):
+    # Found by the schema fuzz on PostgreSQL: it refuses UTC offsets of 16 hours or more (a 500 before).
+    ExecutionFactory(owner=user)
+    response = api.get("/api/executions/", {"created_after": when})
+    assert response.status_code == 400 and response.json()["message"].startswith("created_after:")

@@ -60,3 +60,4 @@ def test_the_owner_still_filters_by_their_own_ids(api, user):
     found = api.get("/api/executions/", {"program": str(mine.program.pk)}).json()
 
     assert [row["id"] for row in found["results"]] == [str(mine.pk)]
+
