@@ -15,6 +15,7 @@ from cognitive.models import (
     Execution,
     ExecutionStatus,
     LanguageModel,
+    LMAvailability,
     Module,
     OptimizationRun,
     Optimizer,
@@ -60,8 +61,15 @@ def signature_complexity_of(signature: Signature) -> int:
     return signature_complexity(list(signature.input_fields) + list(signature.output_fields))
 
 
-def lm_list() -> QuerySet[LanguageModel]:
-    return LanguageModel.objects.all()
+def lm_list(*, user: AbstractBaseUser) -> QuerySet[LanguageModel]:
+    """The LMs a user may name: every one for staff, else those open to everyone or to one of their groups."""
+    rows = LanguageModel.objects.all()
+    if is_staff(user):
+        return rows
+    open_to_user = Q(availability=LMAvailability.EVERYONE) | Q(
+        availability=LMAvailability.GROUPS, groups__in=user.groups.all()
+    )
+    return rows.filter(pk__in=LanguageModel.objects.filter(open_to_user).values("pk"))
 
 
 def lm_by_name(name: str) -> LanguageModel | None:

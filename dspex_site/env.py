@@ -9,15 +9,21 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
+
+# Every variable the settings read, so other code can tell a project setting from anything else
+# (an LM's key variable must never name one: cognitive/services/lm_policy.py).
+READ_NAMES: set[str] = set()
 _FALSE = {"0", "false", "no", "off", ""}
 
 
 def env_str(name: str, default: str | None = None) -> str | None:
+    READ_NAMES.add(name)
     value = os.environ.get(name)
     return default if value is None or value == "" else value
 
 
 def env_bool(name: str, default: bool) -> bool:
+    READ_NAMES.add(name)
     raw = os.environ.get(name)
     if raw is None:
         return default
@@ -30,6 +36,7 @@ def env_bool(name: str, default: bool) -> bool:
 
 
 def _env_number(name: str, default: float, cast: type, what: str, minimum: float | None) -> Any:
+    READ_NAMES.add(name)
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
@@ -53,6 +60,7 @@ def env_float(name: str, default: float, *, minimum: float | None = None) -> flo
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
+    READ_NAMES.add(name)
     raw = os.environ.get(name)
     if raw is None:
         return default

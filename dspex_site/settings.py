@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -43,6 +44,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Outermost after security: every /api/ answer, even Django's own 404/413/500, gets the JSON envelope.
+    "cognitive.api.middleware.ApiEnvelopeMiddleware",
     # Static files (the admin's CSS, Swagger UI) from the same process, also under gunicorn with DEBUG=0.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -127,17 +130,33 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "cognitive.api.pagination.Pagination",
     "PAGE_SIZE": 50,
+    # Every JSON body is checked once for NUL characters and nesting depth (cognitive/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "cognitive.api.parsers.CheckedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # Client addresses for throttling: X-Forwarded-For is trusted only through this many proxies
+    # (0: the socket's address), so a client cannot pick its own address to dodge the login throttle.
+    "NUM_PROXIES": env_int("DSPEX_TRUSTED_PROXIES", 0, minimum=0),
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
+        "cognitive.api.filters.FilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "cognitive.api.exceptions.exception_handler",
     # Per user and action, on the shared cache (Redis in production), as in the original design.
     "DEFAULT_THROTTLE_RATES": {
-        scope: env_str("DSPEX_THROTTLE_RATE", "100/min") for scope in ("run", "run-batch", "optimize")
+        **{scope: env_str("DSPEX_THROTTLE_RATE", "100/min") for scope in ("run", "run-batch", "optimize")},
+        "login-username": env_str("DSPEX_LOGIN_RATE_PER_USERNAME", "10/min"),
+        "login-address": env_str("DSPEX_LOGIN_RATE_PER_ADDRESS", "30/min"),
     },
 }
+
+# Request bounds (see README "Bounds"). Django answers a larger body with 413 (cognitive/api/middleware.py).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 2_621_440, minimum=1024)
+DSPEX_JSON_MAX_DEPTH = env_int("DSPEX_JSON_MAX_DEPTH", 64, minimum=4)
+DSPEX_PAGE_SIZE_MAX = env_int("DSPEX_PAGE_SIZE_MAX", 200, minimum=1)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "DSPex API",
@@ -155,6 +174,9 @@ SPECTACULAR_SETTINGS = {
         "ModuleStateEnum": "cognitive.models.module.ModuleState.choices",
         "ProgramStatusEnum": "cognitive.models.program.ProgramStatus.choices",
         "ExecutionStatusEnum": "cognitive.models.execution.ExecutionStatus.choices",
+        "OptimizationRunStatusEnum": "cognitive.models.optimization_run.OptimizationRunStatus.choices",
+        "ProgramVersionSourceEnum": "cognitive.models.program.VersionSource.choices",
+        "ExampleSourceEnum": "cognitive.models.dataset.ExampleSource.choices",
     },
 }
 
@@ -247,6 +269,20 @@ DSPEX_WORKER_HEARTBEAT_SECONDS = env_int("DSPEX_WORKER_HEARTBEAT_SECONDS", 10, m
 DSPEX_READY_WORKER_SECONDS = env_int("DSPEX_READY_WORKER_SECONDS", 6 * DSPEX_WORKER_HEARTBEAT_SECONDS, minimum=1)
 DSPEX_READY_SWEEPER_SECONDS = env_int("DSPEX_READY_SWEEPER_SECONDS", max(60, 3 * DSPEX_SWEEP_EVERY_SECONDS), minimum=1)
 
+# Module call options that multiply an execution's cost (cognitive/engine/modules.py). An LM's own
+# `max_output_tokens` lowers the max_tokens bound further for modules and calls that use it.
+DSPEX_MODULE_MAX_N = env_int("DSPEX_MODULE_MAX_N", 5, minimum=1)
+DSPEX_MODULE_MAX_TOKENS = env_int("DSPEX_MODULE_MAX_TOKENS", 16_384, minimum=1)
+DSPEX_REACT_MAX_ITERS = env_int("DSPEX_REACT_MAX_ITERS", 20, minimum=1)
+DSPEX_MULTI_CHAIN_MAX = env_int("DSPEX_MULTI_CHAIN_MAX", 8, minimum=2)
+
+# Optimizer knobs (cognitive/engine/optimizer_bounds.py), grouped by what they multiply.
+DSPEX_OPTIMIZER_MAX_DEMOS = env_int("DSPEX_OPTIMIZER_MAX_DEMOS", 16, minimum=1)
+DSPEX_OPTIMIZER_MAX_ROUNDS = env_int("DSPEX_OPTIMIZER_MAX_ROUNDS", 10, minimum=1)
+DSPEX_OPTIMIZER_MAX_CANDIDATES = env_int("DSPEX_OPTIMIZER_MAX_CANDIDATES", 50, minimum=1)
+DSPEX_OPTIMIZER_MAX_BATCH = env_int("DSPEX_OPTIMIZER_MAX_BATCH", 200, minimum=1)
+DSPEX_OPTIMIZER_MAX_METRIC_CALLS = env_int("DSPEX_OPTIMIZER_MAX_METRIC_CALLS", 5000, minimum=1)
+
 # Optimization runs (see cognitive/services/optimization_jobs.py).
 DSPEX_OPTIMIZATION_LEASE_SECONDS = env_int("DSPEX_OPTIMIZATION_LEASE_SECONDS", 60, minimum=1)
 DSPEX_OPTIMIZATION_MAX_ATTEMPTS = env_int("DSPEX_OPTIMIZATION_MAX_ATTEMPTS", 3, minimum=1)
@@ -257,11 +293,31 @@ DSPEX_OPTIMIZATION_SOFT_TIME_LIMIT = env_int("DSPEX_OPTIMIZATION_SOFT_TIME_LIMIT
 DSPEX_OPTIMIZATION_TIME_LIMIT = env_int("DSPEX_OPTIMIZATION_TIME_LIMIT", 3660, minimum=1)  # also sizes visibility
 # A new version is promoted only when it beats the active one on val by more than this.
 DSPEX_PROMOTION_MARGIN = env_float("DSPEX_PROMOTION_MARGIN", 0.0)
+# Every run has a budget (cognitive/services/optimization_budget.py): a request may lower the
+# default and raise it up to the ceiling the operator sets here, never beyond.
+DSPEX_OPTIMIZATION_DEFAULT_MAX_LM_CALLS = env_int("DSPEX_OPTIMIZATION_DEFAULT_MAX_LM_CALLS", 500, minimum=1)
+DSPEX_OPTIMIZATION_CEILING_MAX_LM_CALLS = env_int("DSPEX_OPTIMIZATION_CEILING_MAX_LM_CALLS", 5000, minimum=1)
+DSPEX_OPTIMIZATION_DEFAULT_MAX_COST = env_float("DSPEX_OPTIMIZATION_DEFAULT_MAX_COST", 1.0, minimum=0.0)
+DSPEX_OPTIMIZATION_CEILING_MAX_COST = env_float("DSPEX_OPTIMIZATION_CEILING_MAX_COST", 10.0, minimum=0.0)
+for _what in ("MAX_LM_CALLS", "MAX_COST"):
+    if globals()[f"DSPEX_OPTIMIZATION_DEFAULT_{_what}"] > globals()[f"DSPEX_OPTIMIZATION_CEILING_{_what}"]:
+        raise ImproperlyConfigured(
+            f"DSPEX_OPTIMIZATION_DEFAULT_{_what} must not exceed DSPEX_OPTIMIZATION_CEILING_{_what}"
+        )
 
 DSPEX_DEFAULT_LM = env_str("DSPEX_DEFAULT_LM", "openai/local")
 DSPEX_DEFAULT_LM_API_BASE = env_str("DSPEX_DEFAULT_LM_API_BASE", "http://127.0.0.1:8765/v1")
 DSPEX_DEFAULT_LM_KEY_ENV = env_str("DSPEX_DEFAULT_LM_KEY_ENV", "")
 DSPEX_DEFAULT_LM_NAME = env_str("DSPEX_DEFAULT_LM_NAME", "default")
+# An LM row's key variable must match this (an operator could name any secret otherwise) and is
+# never one of the variables the settings read (cognitive/services/lm_policy.py).
+DSPEX_LM_KEY_ENV_PATTERN = env_str("DSPEX_LM_KEY_ENV_PATTERN", r"^(?:[A-Z0-9_]+_API_KEY|DSPEX_LM_KEY_[A-Z0-9_]+)$")
+try:
+    re.compile(DSPEX_LM_KEY_ENV_PATTERN)
+except re.error as exc:
+    raise ImproperlyConfigured(f"DSPEX_LM_KEY_ENV_PATTERN is not a regular expression: {exc}") from None
+# Optional: the only hosts an LM row's api_base may name (empty: any).
+DSPEX_LM_ALLOWED_HOSTS = env_list("DSPEX_LM_ALLOWED_HOSTS", [])
 
 LOGGING = {
     "version": 1,

@@ -32,6 +32,7 @@ from cognitive.models import (
 from cognitive.selectors import corpus_list, signature_complexity_of
 from cognitive.services import corpora, modules, programs
 from cognitive.services.execution_jobs import execution_cancel
+from cognitive.services.lm_access import lm_output_limit
 from cognitive.services.pipeline_references import pipeline_with_names
 from cognitive.services.pipelines import pipeline_check
 from cognitive.signatures import parse_signature
@@ -121,7 +122,9 @@ class ModuleForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         try:
-            validate_module_config(cleaned.get("type", ""), cleaned.get("config", {}))
+            validate_module_config(
+                cleaned.get("type", ""), cleaned.get("config", {}), lm_max_tokens=lm_output_limit(cleaned.get("lm"))
+            )
         except InvalidInput as exc:
             raise _form_error(exc, "config") from None
         return cleaned

@@ -11,12 +11,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cognitive import selectors
+from cognitive.api.parsers import CheckedJSONParser
 from cognitive.api.references import IdOrNameRelatedField
 from cognitive.errors import InvalidInput
 from cognitive.models import Dataset, Example, ExampleSource, ExampleSplit, Execution
@@ -153,7 +154,10 @@ class DatasetViewSet(
             400: OpenApiResponse(description='`{"message", "extra": {"errors": [{"line", "message"}]}}`'),
         },
     )
-    @action(detail=True, methods=["post"], url_path="import", parser_classes=[MultiPartParser, FormParser, JSONParser])
+    @action(
+        detail=True, methods=["post"], url_path="import",
+        parser_classes=[MultiPartParser, FormParser, CheckedJSONParser],
+    )
     def import_examples(self, request: Request, pk: str | None = None) -> Response:
         """Add examples from a JSONL/CSV/JSON file or a JSON list: all of them, or none and every bad line."""
         dataset = self.get_object()

@@ -17,12 +17,14 @@ from cognitive import selectors
 from cognitive.api.datasets import JSONObjectField
 from cognitive.api.references import IdOrNameRelatedField, ReferenceNotFound, resolve_reference
 from cognitive.api.serializers import ProgramSerializer
+from cognitive.api.summaries import SummaryListMixin
 from cognitive.api.throttles import ActionThrottle
 from cognitive.api.validation import ServiceChecks
 from cognitive.engine.metrics import get_metric
 from cognitive.engine.optimizers import OPTIMIZER_CLASSES, RETIRED_TYPES, split_optimizer_config
 from cognitive.errors import InvalidInput
 from cognitive.models import OptimizationRun, OptimizationSchedule, Optimizer, Program, ProgramVersion
+from cognitive.selectors import lm_list
 from cognitive.services.optimization_requests import optimization_cancel, optimization_start
 from cognitive.services.optimization_schedules import optimization_schedule_delete, optimization_schedule_set
 from cognitive.services.versions import program_promote, program_rollback
@@ -85,7 +87,12 @@ class _RequestSerializer(ServiceChecks, serializers.Serializer):
     def validate_metric(self, value: str) -> str:
         metric_config = self.initial_data.get("metric_config") or {}
         if isinstance(metric_config, dict):
-            self.service_check("metric", get_metric, value, config=metric_config)
+            # The judge LM is looked up among those the requester may use: another one looks like none.
+            user = self.context["request"].user
+            self.service_check(
+                "metric", get_metric, value, config=metric_config,
+                language_models=lambda name: lm_list(user=user).filter(name=name).first(),
+            )
         return value
 
     def validate_config(self, value: Any) -> Any:
@@ -206,8 +213,13 @@ class ProgramScheduleView(_ProgramAction):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class OptimizationRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Optimization runs, newest first, with live progress. Started by `POST /api/programs/{id}/optimize/`."""
+class OptimizationRunViewSet(
+    SummaryListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """Optimization runs, newest first, with live progress. Started by `POST /api/programs/{id}/optimize/`.
+    List items leave out the configs, trials, log and attempts; `GET /{id}/` has them."""
+
+    list_omits = ("optimizer_config", "metric_config", "trials", "log", "attempts")
 
     queryset = OptimizationRun.objects.none()  # for the schema; requests use the user-scoped get_queryset
     serializer_class = OptimizationRunSerializer

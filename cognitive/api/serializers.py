@@ -23,7 +23,7 @@ from cognitive.models import (
     ProgramVersion,
     Signature,
 )
-from cognitive.selectors import signature_complexity_of, signature_list
+from cognitive.selectors import lm_list, signature_complexity_of, signature_list
 from cognitive.selectors_runs import steps_in_pipeline_order
 from cognitive.services.pipeline_references import pipeline_with_names
 from cognitive.services.pipelines import pipeline_check
@@ -67,7 +67,7 @@ class LanguageModelSerializer(serializers.ModelSerializer):
         model = LanguageModel
         fields = [
             "id", "name", "model", "api_base", "api_key_env", "embedding_model", "params", "rpm", "tpm",
-            "key_configured", "created_at", "updated_at",
+            "max_output_tokens", "availability", "groups", "key_configured", "created_at", "updated_at",
         ]
 
     def get_key_configured(self, obj: LanguageModel) -> bool:
@@ -75,8 +75,11 @@ class LanguageModelSerializer(serializers.ModelSerializer):
 
 
 def lm_reference(**kwargs: Any) -> IdOrNameRelatedField:
-    """LMs are shared by everyone; responses show the LM's name."""
-    return IdOrNameRelatedField(kind="LM", queryset=LanguageModel.objects.all(), output="name", **kwargs)
+    """An LM the requesting user may use (its availability), by id or name; responses show its name.
+
+    An LM the user may not use is "does not exist", exactly like one that does not exist.
+    """
+    return IdOrNameRelatedField(kind="LM", selector=lm_list, output="name", **kwargs)
 
 
 class ModuleSerializer(ServiceChecks, serializers.ModelSerializer):

@@ -1,8 +1,8 @@
 from django.urls import include, path
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from cognitive.api import views
+from cognitive.api.auth import TokenView
 from cognitive.api.batches import BatchViewSet
 from cognitive.api.datasets import DatasetViewSet, ExecutionFeedbackView
 from cognitive.api.optimization import (
@@ -28,7 +28,7 @@ router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("optimization-runs", OptimizationRunViewSet, basename="optimization-run")
 
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", TokenView.as_view(), name="api-token"),
     path("executions/<uuid:pk>/feedback/", ExecutionFeedbackView.as_view(), name="execution-feedback"),
     path("programs/<uuid:pk>/optimize/", ProgramOptimizeView.as_view(), name="program-optimize"),
     path("programs/<uuid:pk>/promote/", ProgramPromoteView.as_view(), name="program-promote"),

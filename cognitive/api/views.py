@@ -17,6 +17,7 @@ from cognitive.api import serializers as s
 from cognitive.api.batches import BatchSerializer, RunBatchSerializer
 from cognitive.api.filters import ExecutionFilter, ProgramVersionFilter
 from cognitive.api.idempotency import KEY_PARAMETER, KEY_RESPONSES, idempotent
+from cognitive.api.summaries import SummaryListMixin, summary_serializer
 from cognitive.api.throttles import ActionThrottle
 from cognitive.models import Execution, LanguageModel, Module, Optimizer, Program, ProgramVersion, Signature
 from cognitive.policies import IsOwnerOrStaff, IsStaffOrReadOnly
@@ -89,7 +90,7 @@ class LanguageModelViewSet(OwnedViewSet):
     ordering = ["name"]
 
     def get_queryset(self) -> Any:
-        return selectors.lm_list()
+        return selectors.lm_list(user=self.request.user)
 
     def perform_service_create(self, data: dict[str, Any]) -> Any:
         return lms.lm_save(lm=LanguageModel(), **data)
@@ -128,17 +129,22 @@ class ModuleViewSet(OwnedViewSet):
     @action(detail=True, methods=["post"], throttle_classes=[ActionThrottle], throttle_scope="run")
     def execute(self, request: Request, pk: str | None = None) -> Response:
         """Run the module now on `input` (checked against its signature first). The trace is the execution's."""
+        module = self._module()  # an unknown id is a 404 whatever the body
         body = run_api.ExecuteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        run = run_requests.module_run_request(module=self._module(), owner=request.user, **body.validated_data)
+        run = run_requests.module_run_request(module=module, owner=request.user, **body.validated_data)
         return run_api.run_result(run_requests.run_now(run))
 
     def _module(self) -> Module:
         return self._unannotated(selectors.module_list(user=self.request.user, with_stats=False))
 
 
-class ProgramViewSet(OwnedViewSet):
+_VERSION_SUMMARY = summary_serializer(s.ProgramVersionSerializer, ("state",))
+
+
+class ProgramViewSet(SummaryListMixin, OwnedViewSet):
     throttle_scope: str | None = None  # set per action: run, run-batch, optimize
+    list_omits = ("pipeline", "variables")
     queryset = Program.objects.none()  # for the schema; requests use the user-scoped get_queryset
     serializer_class = s.ProgramSerializer
     filterset_fields = ["name", "status"]
@@ -191,16 +197,17 @@ class ProgramViewSet(OwnedViewSet):
         execution, _ = run_requests.run_enqueue(run)
         return run_api.queued_result(execution)
 
-    @extend_schema(
-        request=None, responses={200: s.ProgramVersionSerializer(many=True), 201: s.ProgramVersionSerializer}
-    )
+    @extend_schema(methods=["GET"], request=None, responses=_VERSION_SUMMARY(many=True))
+    @extend_schema(methods=["POST"], request=None, responses={201: s.ProgramVersionSerializer})
     @action(detail=True, methods=["get", "post"])
     def versions(self, request: Request, pk: str | None = None) -> Response:
-        """GET: the program's versions, newest first. POST: snapshot the modules' current state as the next version."""
+        """GET: the program's versions, newest first (paginated, without state).
+        POST: snapshot the modules' current state as the next version."""
         program = self._program()
         if request.method == "GET":
             found = selectors.program_version_list(user=request.user).filter(program=program).order_by("-number")
-            return Response(s.ProgramVersionSerializer(found, many=True).data)
+            page = self.paginate_queryset(found.defer("state"))
+            return self.get_paginated_response(_VERSION_SUMMARY(page, many=True).data)
         version = version_services.program_version_snapshot(program=program)
         return Response(s.ProgramVersionSerializer(version).data, status=status.HTTP_201_CREATED)
 
@@ -225,7 +232,10 @@ class ProgramViewSet(OwnedViewSet):
         return Response({"batch": BatchSerializer(batch).data}, status=status.HTTP_202_ACCEPTED)
 
 
-class ProgramVersionViewSet(viewsets.ReadOnlyModelViewSet):
+class ProgramVersionViewSet(SummaryListMixin, viewsets.ReadOnlyModelViewSet):
+    """Versions; list items leave out `state` (the DSPy program state), `GET /{id}/` has it."""
+
+    list_omits = ("state",)
     queryset = ProgramVersion.objects.none()  # for the schema; requests use the user-scoped get_queryset
     serializer_class = s.ProgramVersionSerializer
     filterset_class = ProgramVersionFilter
@@ -257,12 +267,16 @@ class OptimizerViewSet(OwnedViewSet):
         return optimizers.optimizer_update(optimizer=instance, **data)
 
 
-class ExecutionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ExecutionViewSet(
+    SummaryListMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
     """Top-level runs, newest first (`?root=false`: their step executions too; `?batch=`: one batch's runs).
 
-    `GET /api/executions/{id}/` includes the run's step executions, per attempt in pipeline order.
+    List items leave out input, context, output, trace and attempts; `GET /api/executions/{id}/`
+    has them, and the run's step executions, per attempt in pipeline order.
     """
 
+    list_omits = ("input", "context", "output", "trace", "attempts", "children")
     queryset = Execution.objects.none()  # for the schema; requests use the user-scoped get_queryset
     serializer_class = s.ExecutionSerializer
     filterset_class = ExecutionFilter

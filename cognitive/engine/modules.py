@@ -13,17 +13,11 @@ from typing import Any
 import dspy
 
 from cognitive.engine.dspy_signatures import build_dspy_signature_from_fields
+from cognitive.engine.limits import limit
 from cognitive.engine.tools import TOOLS, tool_names
 from cognitive.errors import InvalidInput
 
-_LM_PARAMS: dict[str, tuple[tuple[type, ...], str]] = {
-    "temperature": ((int, float), "a number between 0 and 2"),
-    "max_tokens": ((int,), "a positive integer"),
-    "n": ((int,), "a positive integer"),
-}
-
-MAX_REACT_ITERS = 20
-MAX_CHAINS = 8
+_LM_PARAMS = ("temperature", "max_tokens", "n")
 
 
 class MultiChainComparison(dspy.Module):
@@ -87,28 +81,40 @@ def _check_tools(value: Any) -> list[str]:
     return value
 
 
-# Structural keys per type: key -> checker. Required keys are listed in _REQUIRED.
+# Structural keys per type: key -> checker. Required keys are listed in _REQUIRED. The bounds are
+# settings read at check time: M chains and max_iters ReAct rounds each multiply the LM calls.
 _STRUCTURAL: dict[str, dict[str, Callable[[Any], Any]]] = {
     "predict": {},
     "chain_of_thought": {},
-    "multi_chain_comparison": {"M": lambda v: _positive_int("M", v, MAX_CHAINS, minimum=2)},
-    "react": {"tools": _check_tools, "max_iters": lambda v: _positive_int("max_iters", v, MAX_REACT_ITERS)},
+    "multi_chain_comparison": {"M": lambda v: _positive_int("M", v, limit("DSPEX_MULTI_CHAIN_MAX"), minimum=2)},
+    "react": {
+        "tools": _check_tools,
+        "max_iters": lambda v: _positive_int("max_iters", v, limit("DSPEX_REACT_MAX_ITERS")),
+    },
 }
 _REQUIRED: dict[str, tuple[str, ...]] = {"react": ("tools",)}
 
 
-def _check_lm_param(key: str, value: Any) -> None:
-    types, wanted = _LM_PARAMS[key]
-    valid = isinstance(value, types) and not isinstance(value, bool)
-    if valid and key == "temperature":
-        valid = 0 <= value <= 2
-    elif valid:
-        valid = value >= 1
-    if not valid:
-        raise InvalidInput(f"config.{key} must be {wanted}, got {value!r}", {"path": f"config.{key}"})
+def max_tokens_bound(lm_limit: int | None) -> int:
+    """The largest max_tokens a call may ask for: the platform's bound, lowered by the LM's own limit."""
+    bound = limit("DSPEX_MODULE_MAX_TOKENS")
+    return min(bound, lm_limit) if lm_limit else bound
 
 
-def validate_module_config(module_type: str, config: Any) -> dict[str, Any]:
+def _check_lm_param(key: str, value: Any, lm_limit: int | None) -> None:
+    if key == "temperature":
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 2:
+            raise InvalidInput(
+                f"config.temperature must be a number between 0 and 2, got {value!r}", {"path": "config.temperature"}
+            )
+        return
+    # n completions per call and max_tokens per completion multiply what one call costs.
+    bound = limit("DSPEX_MODULE_MAX_N") if key == "n" else max_tokens_bound(lm_limit)
+    _positive_int(key, value, bound)
+
+
+def validate_module_config(module_type: str, config: Any, *, lm_max_tokens: int | None = None) -> dict[str, Any]:
+    """Check a module's config; `lm_max_tokens` is the output limit of the LM it will call, if it has one."""
     if module_type not in MODULE_CLASSES:
         raise InvalidInput(
             f"unknown module type '{module_type}'; choose one of {', '.join(MODULE_CLASSES)}", {"path": "type"}
@@ -120,7 +126,7 @@ def validate_module_config(module_type: str, config: Any) -> dict[str, Any]:
         if key in structural:
             structural[key](value)
         elif key in _LM_PARAMS:
-            _check_lm_param(key, value)
+            _check_lm_param(key, value, lm_max_tokens)
         else:
             allowed = ", ".join([*structural, *_LM_PARAMS])
             raise InvalidInput(

@@ -20,6 +20,7 @@ from cognitive.engine.config_schema import (
     check_value_type,
     require_object,
 )
+from cognitive.engine.optimizer_bounds import check_optimizer_bound
 from cognitive.errors import InvalidInput
 
 OPTIMIZER_CLASSES: dict[str, type] = {
@@ -100,6 +101,7 @@ def split_optimizer_config(optimizer_type: str, config: Any) -> tuple[dict[str, 
                 f"{where} does not accept '{key}'; accepted: {', '.join(allowed)}",
                 {"field": key, "path": f"config.{key}"},
             )
+        check_optimizer_bound(key, value, where)
     _instantiate(cls, init_kwargs, where)
     return init_kwargs, compile_kwargs
 

@@ -3,7 +3,7 @@ from cognitive.models.dataset import Dataset, Example, ExampleSource, ExampleSpl
 from cognitive.models.execution import FINAL_STATUSES, Execution, ExecutionStatus
 from cognitive.models.heartbeat import Heartbeat, HeartbeatKind
 from cognitive.models.idempotency import IdempotentRequest
-from cognitive.models.lm import LanguageModel
+from cognitive.models.lm import LanguageModel, LMAvailability
 from cognitive.models.module import Module, ModuleState, ModuleType
 from cognitive.models.optimization import Optimizer, OptimizerType
 from cognitive.models.optimization_run import (
@@ -39,6 +39,7 @@ __all__ = [
     "HeartbeatKind",
     "IdempotentRequest",
     "ImmutableRowError",
+    "LMAvailability",
     "LanguageModel",
     "Module",
     "ModuleState",

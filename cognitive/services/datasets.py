@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from cognitive import selectors
 from cognitive.errors import Conflict, InvalidInput, PermissionDenied
+from cognitive.json_limits import json_problem
 from cognitive.models import (
     Dataset,
     Example,
@@ -92,6 +93,9 @@ def _check_object(value: Any, key: str, *, strings_only: bool = False) -> dict[s
 def _example_from_record(record: Any) -> Example:
     if not isinstance(record, dict):
         raise _BadRecord('expected an object {"inputs": {...}, "outputs": {...}, "split": "train"|"val"}')
+    problem = json_problem(record)
+    if problem is not None:
+        raise _BadRecord(f"{problem[0]} {problem[1]}")
     unknown = sorted(set(record) - _RECORD_KEYS)
     if unknown:
         raise _BadRecord(f"unknown key(s) {', '.join(map(repr, unknown))}; allowed: inputs, outputs, split")
@@ -115,14 +119,14 @@ def _jsonl_records(text: str) -> Iterable[tuple[int, Any]]:
             continue
         try:
             yield number, json.loads(line)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             yield number, _BadRecord(f"not valid JSON: {exc}")
 
 
 def _json_records(text: str) -> Iterable[tuple[int, Any]]:
     try:
         data = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InvalidInput(f"the file is not valid JSON: {exc}", {"format": "json"}) from None
     return _list_records(data)
 

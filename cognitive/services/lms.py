@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import transaction
 
 from cognitive.engine.rate_limits import configure_rate_limits
 from cognitive.errors import InvalidInput
+from cognitive.lm_rules import api_base_problem, key_env_problem
 from cognitive.models import LanguageModel
 from cognitive.services.common import save_unique
 
@@ -25,12 +29,30 @@ def _check_params(params: Any) -> dict[str, Any]:
     return params
 
 
-def lm_save(*, lm: LanguageModel, **fields: Any) -> LanguageModel:
+def _check_endpoint(lm: LanguageModel) -> None:
+    problems = {"api_key_env": key_env_problem(lm.api_key_env), "api_base": api_base_problem(lm.api_base)}
+    for field, problem in problems.items():
+        if problem:
+            raise InvalidInput(f"{field}: {problem}", {"field": field})
+    limit, default_tokens = lm.max_output_tokens, (lm.params or {}).get("max_tokens")
+    if limit and isinstance(default_tokens, int | float) and default_tokens > limit:
+        raise InvalidInput(
+            f"params.max_tokens ({default_tokens}) is above this LM's max_output_tokens ({limit})",
+            {"path": "params.max_tokens"},
+        )
+
+
+def lm_save(*, lm: LanguageModel, groups: Iterable[Group] | None = None, **fields: Any) -> LanguageModel:
     if "params" in fields:
         fields["params"] = _check_params(fields["params"])
     for key, value in fields.items():
         setattr(lm, key, value)
-    return save_unique(lm, what="a language model")
+    _check_endpoint(lm)
+    with transaction.atomic():
+        saved = save_unique(lm, what="a language model")
+        if groups is not None:
+            saved.groups.set(groups)
+    return saved
 
 
 def lm_default() -> LanguageModel:

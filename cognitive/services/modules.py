@@ -9,6 +9,7 @@ from cognitive.engine.modules import build_module, validate_module_config
 from cognitive.errors import InvalidInput
 from cognitive.models import LanguageModel, Module, ModuleState, Signature
 from cognitive.services.common import save_unique
+from cognitive.services.lm_access import lm_output_limit, lm_require_available
 from cognitive.services.transitions import apply_transition
 
 
@@ -22,7 +23,8 @@ def module_create(
     config: dict[str, Any] | None = None,
     cache_ttl: int = 0,
 ) -> Module:
-    config = validate_module_config(type, config if config is not None else {})
+    lm_require_available(lm, user=owner)
+    config = validate_module_config(type, config if config is not None else {}, lm_max_tokens=lm_output_limit(lm))
     module = Module(owner=owner, name=name, type=type, signature=signature, lm=lm, config=config, cache_ttl=cache_ttl)
     return save_unique(module, what="you already have a module")
 
@@ -37,7 +39,10 @@ def module_update(*, module: Module, **fields: Any) -> Module:
         raise InvalidInput(f"cannot update {', '.join(sorted(unknown))}")
     new_type = fields.get("type", module.type)
     new_config = fields.get("config", module.config)
-    validate_module_config(new_type, new_config)
+    new_lm = fields.get("lm", module.lm)
+    if "lm" in fields:
+        lm_require_available(new_lm, user=module.owner)
+    validate_module_config(new_type, new_config, lm_max_tokens=lm_output_limit(new_lm))
     redefines = any(key in fields and fields[key] != getattr(module, key) for key in _DEFINITION_FIELDS)
     with transaction.atomic():
         for key, value in fields.items():

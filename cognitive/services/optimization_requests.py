@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from django.conf import settings
@@ -24,29 +23,9 @@ from cognitive.models import (
 from cognitive.selectors import lm_by_name
 from cognitive.services.jobs import core
 from cognitive.services.jobs.publishing import publish
+from cognitive.services.optimization_budget import optimization_budget
 from cognitive.services.optimization_jobs import ACTIVE, OPTIMIZATION_RUNS, log_line, split_examples
 from cognitive.services.pipelines import pipeline_compile
-
-
-def _check_budget(budget: Any) -> dict[str, Any]:
-    if budget is None:
-        return {}
-    if not isinstance(budget, dict):
-        raise InvalidInput("budget must be a JSON object with max_lm_calls and/or max_cost", {"field": "budget"})
-    unknown = sorted(set(budget) - {"max_lm_calls", "max_cost"})
-    if unknown:
-        raise InvalidInput(
-            f"budget does not take {', '.join(unknown)}; allowed: max_lm_calls, max_cost", {"field": "budget"}
-        )
-    calls = budget.get("max_lm_calls")
-    if calls is not None and (isinstance(calls, bool) or not isinstance(calls, int) or calls < 1):
-        raise InvalidInput("budget.max_lm_calls must be an integer >= 1", {"field": "budget.max_lm_calls"})
-    cost = budget.get("max_cost")
-    if cost is not None and (
-        isinstance(cost, bool) or not isinstance(cost, int | float) or not math.isfinite(cost) or cost <= 0
-    ):
-        raise InvalidInput("budget.max_cost must be a number > 0", {"field": "budget.max_cost"})
-    return {key: value for key, value in budget.items() if value is not None}
 
 
 def _resolve_optimizer(optimizer: Any, config: Any) -> tuple[Optimizer | None, str, dict[str, Any]]:
@@ -81,7 +60,7 @@ def check_optimization_request(
     if metric_config is not None and not isinstance(metric_config, dict):
         raise InvalidInput("metric_config must be a JSON object", {"field": "metric_config"})
     get_metric(metric, config=metric_config or {}, language_models=lm_by_name)
-    budget = _check_budget(budget)
+    budget = optimization_budget(budget)
     if dataset.program_id != program.pk:
         raise InvalidInput(f"dataset '{dataset.name}' belongs to another program", {"field": "dataset"})
     split_examples(dataset)

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from cognitive.json_limits import check_json
 from cognitive.models import Corpus, Module
 
 _REFERENCES = {"module": Module, "corpus": Corpus}
@@ -44,7 +45,7 @@ def pipeline_with_names(*, owner: Any, pipeline: Any) -> Any:
     """
     if not isinstance(pipeline, dict):
         return pipeline
-    spec = copy.deepcopy(pipeline)
+    spec = copy.deepcopy(check_json(pipeline, where="pipeline"))
     wanted: dict[str, dict[uuid.UUID, list[dict[str, Any]]]] = {key: {} for key in _REFERENCES}
     for entry in _entries(spec.get("steps")):
         for key in _REFERENCES:

@@ -12,6 +12,7 @@ from cognitive.engine.plan import PipelinePlan, StepPlan
 from cognitive.engine.runner import PreparedModule, prepare_module
 from cognitive.engine.validation import ModuleSignature, compile_pipeline
 from cognitive.errors import InvalidInput
+from cognitive.json_limits import check_json
 from cognitive.models import LanguageModel, Module
 from cognitive.services.lms import lm_default
 from cognitive.services.retrieval import corpus_exists
@@ -59,6 +60,7 @@ def pipeline_compile(*, owner: Any, pipeline: Any, rows: dict[str, Module] | Non
     `owner` is a user or a user id. Pass `rows` (by module name) to compile against rows already
     loaded; the ones the spec names that are missing from it are loaded and added.
     """
+    check_json(pipeline)  # a spec from the admin or Python has not been through the API's parser
     lookup = _module_lookup(owner, {} if rows is None else rows)
     return compile_pipeline(pipeline, modules=lookup, corpus_exists=_corpus_lookup(owner))
 

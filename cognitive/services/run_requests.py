@@ -21,11 +21,12 @@ from cognitive.engine.plan import PipelinePlan
 from cognitive.engine.validation import check_program_input
 from cognitive.engine.values import check_record
 from cognitive.errors import Conflict, InvalidInput
-from cognitive.models import Batch, Execution, LanguageModel, Module, ModuleState, Program
+from cognitive.models import Batch, Execution, Module, ModuleState, Program
 from cognitive.policies import RUNNABLE_PROGRAM_STATUSES
 from cognitive.services.common import require_json_object
 from cognitive.services.execution_jobs import EXECUTIONS, execution_run_inline
 from cognitive.services.jobs.publishing import publish_on_commit
+from cognitive.services.lm_access import check_call_lm
 from cognitive.services.pipelines import module_signature
 from cognitive.services.program_cache import compiled_plan
 
@@ -98,10 +99,7 @@ def check_execute_context(context: Any, module: Module) -> dict[str, Any]:
         if key not in _CONTEXT_KEYS:
             allowed = ", ".join(sorted(_CONTEXT_KEYS))
             raise InvalidInput(f"unknown context key '{key}'; allowed: {allowed}", {"field": f"context.{key}"})
-    if "lm" in context and not (
-        isinstance(context["lm"], str) and LanguageModel.objects.filter(name=context["lm"]).exists()
-    ):
-        raise InvalidInput(f"unknown LM {context['lm']!r}", {"field": "context.lm"})
+    check_call_lm(context, module)
     options = {k: v for k, v in context.items() if k != "lm"}
     try:
         validate_module_config(module.type, {**module.config, **options})

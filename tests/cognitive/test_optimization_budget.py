@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.conf import settings
 
 from cognitive.engine.optimization import STOP_BUDGET, Budget, OptimizationMeter, OptimizationStopped
 from cognitive.errors import InvalidInput
@@ -81,7 +82,7 @@ def test_the_cost_budget_stops_the_optimizer_and_keeps_the_best_so_far(local_lm,
     run = run_search(program, {"max_cost": MAX_COST})
 
     assert run.status == OptimizationRunStatus.SUCCEEDED and run.error is None
-    assert run.budget == {"max_cost": MAX_COST}
+    assert run.budget == {"max_cost": MAX_COST, "max_lm_calls": settings.DSPEX_OPTIMIZATION_DEFAULT_MAX_LM_CALLS}
     progress = run.progress
     assert progress["phase"] == "done" and progress["budget_reached"] is True
     # Stopped well before the ~150 calls the search would make, after candidates were scored.
@@ -161,8 +162,11 @@ def test_max_cost_must_be_a_positive_number(max_cost, local_lm):
     kwargs = dict(program=program, owner=program.owner, optimizer="labeled_few_shot", dataset=dataset,
                   metric="exact_match")
     if max_cost is None:
-        # None means "no cost limit" and is dropped.
-        assert optimization_start(**kwargs, budget={"max_cost": None}).budget == {}
+        # None means "the default": every run has a budget.
+        assert optimization_start(**kwargs, budget={"max_cost": None}).budget == {
+            "max_cost": settings.DSPEX_OPTIMIZATION_DEFAULT_MAX_COST,
+            "max_lm_calls": settings.DSPEX_OPTIMIZATION_DEFAULT_MAX_LM_CALLS,
+        }
         return
     with pytest.raises(InvalidInput, match=r"budget.max_cost must be a number > 0"):
         optimization_start(**kwargs, budget={"max_cost": max_cost})

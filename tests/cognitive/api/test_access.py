@@ -223,7 +223,7 @@ LM_PAYLOAD = {
     "name": "gpt",
     "model": "openai/gpt-4o-mini",
     "api_base": "https://llm.example.com/v1",
-    "api_key_env": "DSPEX_TEST_LM_KEY",
+    "api_key_env": "DSPEX_LM_KEY_TEST",
     "params": {"temperature": 0.2, "max_tokens": 256},
     "rpm": 60,
     "tpm": 10000,
@@ -264,7 +264,7 @@ def test_staff_create_change_and_delete_lms(client_for, staff):
 
 def test_the_api_key_value_appears_in_no_response(client_for, user, staff, monkeypatch):
     secret = "sk-live-DO-NOT-LEAK-1234567890"
-    monkeypatch.setenv("DSPEX_TEST_LM_KEY", secret)
+    monkeypatch.setenv("DSPEX_LM_KEY_TEST", secret)
     admin, reader = client_for(staff), client_for(user)
 
     created = admin.post("/api/lms/", LM_PAYLOAD, format="json")
@@ -281,14 +281,14 @@ def test_the_api_key_value_appears_in_no_response(client_for, user, staff, monke
 
     for response in responses:
         assert secret not in response.content.decode()
-    assert created.json()["api_key_env"] == "DSPEX_TEST_LM_KEY"
+    assert created.json()["api_key_env"] == "DSPEX_LM_KEY_TEST"
     assert created.json()["key_configured"] is True
     assert secret not in json.dumps(list(LanguageModel.objects.values()), default=str)
 
 
 def test_key_configured_is_false_when_the_variable_is_unset(client_for, user, monkeypatch):
-    monkeypatch.delenv("DSPEX_TEST_LM_KEY", raising=False)
-    lm = LanguageModelFactory(api_key_env="DSPEX_TEST_LM_KEY")
+    monkeypatch.delenv("DSPEX_LM_KEY_TEST", raising=False)
+    lm = LanguageModelFactory(api_key_env="DSPEX_LM_KEY_TEST")
 
     assert client_for(user).get(f"/api/lms/{lm.pk}/").json()["key_configured"] is False
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings
 from django_celery_beat.models import PeriodicTask
 
 from cognitive.models import OptimizationRun, Program, ProgramStatus
@@ -35,7 +36,8 @@ def test_optimize_answers_202_with_the_queued_run(api, program, dataset):
     assert response.status_code == 202, response.content
     run = response.json()["optimization_run"]
     assert run["status"] == "queued" and run["optimizer_type"] == "labeled_few_shot"
-    assert run["budget"] == {"max_lm_calls": 100} and run["optimizer_config"] == {"k": 2}
+    assert run["budget"] == {"max_lm_calls": 100, "max_cost": settings.DSPEX_OPTIMIZATION_DEFAULT_MAX_COST}
+    assert run["optimizer_config"] == {"k": 2}
     assert Program.objects.get(pk=program.pk).status == ProgramStatus.OPTIMIZING
     assert api.get(f"/api/optimization-runs/{run['id']}/").json()["progress"] == {"phase": "queued"}
 

@@ -400,7 +400,8 @@ def test_versions_snapshot_state_and_a_run_uses_the_active_version(api, user, lm
     assert set(first.json()["state"]) == {"answer"}
     assert first.json()["state"]["answer"]["demos"] == []
     listed = api.get(f"/api/programs/{program.pk}/versions/").json()
-    assert [v["number"] for v in listed] == [2, 1]
+    assert [v["number"] for v in listed["results"]] == [2, 1]
+    assert "state" not in listed["results"][0]
 
     state = first.json()["state"]
     state["answer"]["demos"] = [{"question": "What is 1 + 1?", "answer": "2"}]
