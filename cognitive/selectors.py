@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Avg, Count, FloatField, Q, QuerySet
 from django.db.models.functions import Cast, NullIf
 
+from cognitive.engine.optimizers import OPTIMIZER_CLASSES, RETIRED_TYPES
+from cognitive.errors import InvalidInput
 from cognitive.models import (
     Batch,
     Corpus,
@@ -138,3 +143,102 @@ def example_list(*, dataset: Dataset, split: str | None = None, source: str | No
 def optimization_run_list(*, user: AbstractBaseUser) -> QuerySet[OptimizationRun]:
     queryset = OptimizationRun.objects.select_related("program", "owner")
     return queryset if is_staff(user) else queryset.filter(program__owner=user)
+
+
+def visible_row(queryset: QuerySet, pk: object) -> Any:
+    """The row with this id if the (user-scoped) queryset holds it, else None: a malformed id is just absent."""
+    try:
+        return queryset.filter(pk=uuid.UUID(str(pk))).first()
+    except ValueError:
+        return None
+
+
+def pipeline_module_names(pipeline: Any) -> list[str]:
+    """The module names a pipeline spec's steps refer to (parallel groups and compensations included), in order."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            name = node.get("module")
+            if isinstance(name, str) and name not in found:
+                found.append(name)
+            for key in ("steps", "parallel", "on_error", "compensate"):
+                walk(node.get(key))
+
+    walk(pipeline)
+    return found
+
+
+def modules_of_programs(programs: list[Program]) -> dict[Any, list[Module]]:
+    """Each program's modules (by program id), with `executing`, `success_rate` and `avg_latency`, in one query.
+
+    A pipeline names modules of the program's owner, so the names resolve against that owner.
+    """
+    wanted = {program.pk: pipeline_module_names(program.pipeline) for program in programs}
+    match = Q(pk__in=[])
+    for program in programs:
+        if wanted[program.pk]:
+            match |= Q(owner_id=program.owner_id, name__in=wanted[program.pk])
+    rows = _with_execution_stats(Module.objects.filter(match).select_related("signature")) if len(match) else []
+    by_owner_name = {(module.owner_id, module.name): module for module in rows}
+    return {
+        program.pk: [
+            by_owner_name[(program.owner_id, name)] for name in wanted[program.pk]
+            if (program.owner_id, name) in by_owner_name
+        ]
+        for program in programs
+    }
+
+
+def module_performance(module: Module) -> dict[str, Any]:
+    """The original design's module metrics, from a row annotated by `module_list` or `modules_of_programs`."""
+    return {
+        "executing": module.executing,
+        "success_rate": module.success_rate,
+        "avg_latency": module.avg_latency,
+    }
+
+
+def program_runs(program: Program) -> QuerySet[Execution]:
+    """A program's runs (top-level executions; their steps carry the program too)."""
+    return Execution.objects.filter(program=program, parent__isnull=True)
+
+
+def program_stats(program_ids: list[Any]) -> dict[Any, Program]:
+    """Programs annotated with their run statistics, by id, in one query."""
+    return {program.pk: program for program in program_with_stats_list(program_ids)}
+
+
+def program_with_stats_list(program_ids: list[Any]) -> QuerySet[Program]:
+    return _with_execution_stats(Program.objects.filter(pk__in=program_ids), runs_only=True)
+
+
+def children_of_executions(parent_ids: list[Any]) -> dict[Any, list[Execution]]:
+    """The step executions of these executions, by parent id, in the order they started."""
+    found: dict[Any, list[Execution]] = {pk: [] for pk in parent_ids}
+    for child in Execution.objects.filter(parent_id__in=parent_ids).order_by("created_at", "id"):
+        found[child.parent_id].append(child)
+    return found
+
+
+def execution_lm_calls(execution: Execution) -> list[dict[str, Any]]:
+    return [event for event in execution.trace or [] if isinstance(event, dict) and event.get("type") == "lm_call"]
+
+
+def program_version_of(program: Program, version_id: Any) -> ProgramVersion:
+    """One of the program's versions; InvalidInput naming `version` when it is not one."""
+    version = visible_row(ProgramVersion.objects.filter(program=program), version_id)
+    if version is None:
+        raise InvalidInput("version: not a version of this program", {"field": "version"})
+    return version
+
+
+def optimizer_named(*, user: AbstractBaseUser, name: str) -> str | Optimizer:
+    """An optimizer type name as given, or the user's saved optimizer of that name."""
+    if name in OPTIMIZER_CLASSES or name in RETIRED_TYPES:
+        return name
+    saved = optimizer_list(user=user).filter(name=name).first()
+    return saved if saved is not None else name

@@ -2,9 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from cognitive.api.graphql.schema import schema
+from cognitive.api.graphql.views import DSPexGraphQLView
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/", include("cognitive.api.urls")),
+    path("graphql/", DSPexGraphQLView.as_view(schema=schema), name="graphql"),
 ]
