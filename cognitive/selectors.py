@@ -24,16 +24,15 @@ from cognitive.models import (
     OptimizationRun,
     Optimizer,
     Program,
-    ProgramStatus,
     ProgramVersion,
     Signature,
 )
-from cognitive.policies import is_staff
+from cognitive.policies import is_staff, owned, readable_programs
 from cognitive.signatures import signature_complexity
 
 
 def _owned(queryset: QuerySet, user: AbstractBaseUser) -> QuerySet:
-    return queryset if is_staff(user) else queryset.filter(owner=user)
+    return owned(queryset, user)
 
 
 def _with_execution_stats(queryset: QuerySet, *, runs_only: bool = False) -> QuerySet:
@@ -76,9 +75,7 @@ def module_list(*, user: AbstractBaseUser, with_stats: bool = True) -> QuerySet[
 
 def program_list(*, user: AbstractBaseUser, with_stats: bool = True) -> QuerySet[Program]:
     """`with_stats=False` for actions: the statistics aggregate over every execution of the program."""
-    queryset = Program.objects.select_related("owner", "active_version")
-    if not is_staff(user):
-        queryset = queryset.filter(owner=user).exclude(status=ProgramStatus.ARCHIVED)
+    queryset = readable_programs(Program.objects.select_related("owner", "active_version"), user)
     if with_stats:
         return _with_execution_stats(queryset, runs_only=True)
     # An action such as run/ needs the version's id, not its state (optimized demos can be large).

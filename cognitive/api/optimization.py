@@ -18,8 +18,8 @@ from cognitive import selectors
 from cognitive.api.datasets import JSONObjectField
 from cognitive.api.serializers import OwnedPrimaryKeyField, ProgramSerializer
 from cognitive.api.throttles import ActionThrottle
-from cognitive.engine.optimizers import OPTIMIZER_CLASSES, RETIRED_TYPES
-from cognitive.models import OptimizationRun, OptimizationSchedule, Program, ProgramVersion
+from cognitive.engine.optimizers import OPTIMIZER_CLASSES
+from cognitive.models import OptimizationRun, OptimizationSchedule, Program
 from cognitive.services.optimization_requests import optimization_cancel, optimization_start
 from cognitive.services.optimization_schedules import optimization_schedule_delete, optimization_schedule_set
 from cognitive.services.versions import program_promote, program_rollback
@@ -63,11 +63,7 @@ class _RequestSerializer(serializers.Serializer):
 
     def resolved(self) -> dict[str, Any]:
         data = dict(self.validated_data)
-        name = data["optimizer"]
-        if name not in OPTIMIZER_CLASSES and name not in RETIRED_TYPES:
-            saved = selectors.optimizer_list(user=self.context["request"].user).filter(name=name).first()
-            if saved is not None:
-                data["optimizer"] = saved
+        data["optimizer"] = selectors.optimizer_named(user=self.context["request"].user, name=data["optimizer"])
         return data
 
 
@@ -134,12 +130,7 @@ class ProgramPromoteView(_ProgramAction):
         program = self._program(request, pk)
         body = PromoteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        version = ProgramVersion.objects.filter(pk=body.validated_data["version"], program=program).first()
-        if version is None:
-            return Response(
-                {"message": "version: not a version of this program", "extra": {"field": "version"}},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+        version = selectors.program_version_of(program, body.validated_data["version"])
         promoted = program_promote(program=program, version=version, actor=request.user)
         return Response(self._program_body(promoted))
 

@@ -34,8 +34,17 @@ def error_response(message: str, status: int, **extensions: Any) -> JsonResponse
 
 
 def _authenticate(request: HttpRequest) -> Any:
-    """REST's authenticators, in REST's order; raises DRF's errors (bad token, CSRF) as REST would."""
-    drf_request = Request(request, authenticators=[auth() for auth in api_settings.DEFAULT_AUTHENTICATION_CLASSES])
+    """REST's authenticators, in REST's order; raises DRF's errors (bad token, CSRF) as REST would.
+
+    The CSRF check may read the body through DRF's parsers, so the body is read (and kept) first:
+    strawberry reads it again afterwards.
+    """
+    request.body  # noqa: B018 (reads and caches the body, within DATA_UPLOAD_MAX_MEMORY_SIZE)
+    drf_request = Request(
+        request,
+        parsers=[parser() for parser in api_settings.DEFAULT_PARSER_CLASSES],
+        authenticators=[auth() for auth in api_settings.DEFAULT_AUTHENTICATION_CLASSES],
+    )
     return drf_request.user
 
 
@@ -54,6 +63,8 @@ class DSPexGraphQLView(GraphQLView):
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             user = _authenticate(request)
+        except RequestDataTooBig:
+            return error_response("the request body is too large", 413)
         except drf_exceptions.APIException as exc:
             return error_response(str(exc.detail), exc.status_code)
         if not (user and user.is_authenticated):
@@ -65,8 +76,6 @@ class DSPexGraphQLView(GraphQLView):
         request.user = user
         try:
             return self.run(request=request)
-        except RequestDataTooBig:
-            return error_response("the request body is too large", 413)
         except HTTPException as exc:
             return error_response(exc.reason, exc.status_code)
 
