@@ -324,3 +324,27 @@ def test_a_bug_is_masked_never_a_traceback(api, user, monkeypatch):
     assert response.status_code == 200
     assert response.json()["errors"][0]["message"] == "internal error"
     assert "secret" not in response.content.decode()
+
+
+def test_run_shares_the_rest_throttle(api, user, settings, django_capture_on_commit_callbacks):
+    from unittest import mock
+
+    from django.core.cache import cache
+
+    program = qa_program(user)
+    cache.clear()
+    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "run": "2/min"}
+    query = """mutation($id: ID!) { runProgram(programId: $id, input: {question: "q"}, queue: true) {
+        execution { id } errors { code message extra } } }"""
+    with mock.patch("rest_framework.throttling.SimpleRateThrottle.THROTTLE_RATES", rates):
+        rest = api.post(f"/api/programs/{program.pk}/run/", {"input": {"question": "q"}}, format="json")
+        graph = data(api, query, {"id": str(program.pk)})["runProgram"]
+        refused = data(api, query, {"id": str(program.pk)})["runProgram"]
+    cache.clear()
+
+    assert rest.status_code == 202 and graph["errors"] == []
+    (error,) = refused["errors"]
+    assert refused["execution"] is None and error["code"] == 429
+    assert error["message"].startswith("too many run requests; retry in ")
+    assert 1 <= error["extra"]["retry_after"] <= 61
+    assert Execution.objects.count() == 2
