@@ -1,14 +1,16 @@
 """getProgram latency: the original design's GraphQL query, with 100,000 executions behind the program.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python -m bench.graphql \\
-        [--runs 100000] [--requests 300]
+    .venv/bin/python -m bench.graphql [--runs 100000] [--requests 200]
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python -m bench.graphql
 
 The query is the original design's, verbatim (a page of 10 completed executions, the program's
 modules with their metrics). It goes through the whole Django stack in process (middleware,
 token authentication, strawberry, the ORM), so no port is opened; network time is not in it.
 
-The bench creates its own database (named after this process, dropped at the end) on the
-server `DATABASE_URL` points at, so it never touches a database someone else uses. Each run of
+Without `DATABASE_URL` the bench starts a PostgreSQL server of its own (initdb in a temporary
+folder, a free port) and removes it at the end, so nothing shared can restart under it. With
+`DATABASE_URL` it creates its own database on that server (named after this process, dropped at
+the end), so it never touches a database someone else uses. Each run of
 the program has one step execution of its module, as a one-step pipeline leaves behind, so the
 module's metrics aggregate 100,000 rows too. Not part of `make test`.
 """
@@ -16,9 +18,16 @@ module's metrics aggregate 100,000 rows too. Not part of `make test`.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import glob
 import os
+import shutil
+import socket
 import statistics
+import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 
 GET_PROGRAM = """
@@ -36,6 +45,38 @@ query GetProgram($id: ID!) {
 
 # The same without the modules' metrics, which aggregate every step execution of each module.
 GET_PROGRAM_WITHOUT_METRICS = GET_PROGRAM.replace(" performanceMetrics", "")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def private_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on a free port; yields its admin URL. Root runs it as `postgres`."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    initdb = shutil.which("initdb") or (found[-1] if found else None)
+    if initdb is None:
+        raise SystemExit("no initdb found: set DATABASE_URL to a PostgreSQL server instead")
+    bin_dir = os.path.dirname(initdb)
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = tempfile.mkdtemp(prefix="dspex-bench-pg-")
+    data = os.path.join(folder, "data")
+    if as_user:
+        shutil.chown(folder, "postgres")
+    port = _free_port()
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    subprocess.run([*as_user, initdb, "-D", data, "-U", "postgres", "--auth=trust"], check=True, **quiet)
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+    subprocess.run([*as_user, os.path.join(bin_dir, "pg_ctl"), "-D", data, "-o", options, "-w", "start"],
+                   check=True, **quiet)
+    try:
+        yield f"postgres://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_user, os.path.join(bin_dir, "pg_ctl"), "-D", data, "-m", "immediate", "stop"], **quiet)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def own_database(url: str) -> tuple[str, str]:
@@ -129,12 +170,8 @@ def measure(program: object, token: str, requests: int, query: str) -> list[floa
     return [once() for _ in range(requests)]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=100_000)
-    parser.add_argument("--requests", type=int, default=300)
-    args = parser.parse_args()
-    admin_url, bench_url = own_database(os.environ.get("DATABASE_URL", ""))
+def run(url: str, args: argparse.Namespace) -> None:
+    admin_url, bench_url = own_database(url)
     os.environ.update({
         "DATABASE_URL": bench_url, "DEBUG": "0", "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-only"),
         "ALLOWED_HOSTS": "testserver",
@@ -160,6 +197,19 @@ def main() -> None:
             print(f"{label:<56} | {p50:>5.1f}ms | {p95:>5.1f}ms", flush=True)
     finally:
         drop_database(admin_url, bench_url)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=200)
+    args = parser.parse_args()
+    url = os.environ.get("DATABASE_URL", "")
+    if url:
+        run(url, args)
+        return
+    with private_server() as server_url:
+        run(server_url, args)
 
 
 if __name__ == "__main__":

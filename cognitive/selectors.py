@@ -170,7 +170,7 @@ def pipeline_module_names(pipeline: Any) -> list[str]:
 
 
 def modules_of_programs(programs: list[Program]) -> dict[Any, list[Module]]:
-    """Each program's modules (by program id), with `executing`, `success_rate` and `avg_latency`, in one query.
+    """Each program's modules (by program id), in pipeline order, in one query.
 
     A pipeline names modules of the program's owner, so the names resolve against that owner.
     """
@@ -179,8 +179,7 @@ def modules_of_programs(programs: list[Program]) -> dict[Any, list[Module]]:
     for program in programs:
         if wanted[program.pk]:
             match |= Q(owner_id=program.owner_id, name__in=wanted[program.pk])
-    rows = _with_execution_stats(Module.objects.filter(match).select_related("signature")) if len(match) else []
-    by_owner_name = {(module.owner_id, module.name): module for module in rows}
+    by_owner_name = {(module.owner_id, module.name): module for module in Module.objects.filter(match)}
     return {
         program.pk: [
             by_owner_name[(program.owner_id, name)] for name in wanted[program.pk]
@@ -190,13 +189,15 @@ def modules_of_programs(programs: list[Program]) -> dict[Any, list[Module]]:
     }
 
 
-def module_performance(module: Module) -> dict[str, Any]:
-    """The original design's module metrics, from a row annotated by `module_list` or `modules_of_programs`."""
-    return {
-        "executing": module.executing,
-        "success_rate": module.success_rate,
-        "avg_latency": module.avg_latency,
-    }
+def module_performance(module_ids: list[Any]) -> dict[Any, dict[str, Any]]:
+    """The original design's module metrics (`executing`, `success_rate`, `avg_latency` in ms), by module id.
+
+    The same numbers `module_list` annotates, in one query for all the modules.
+    """
+    rows = _with_execution_stats(Module.objects.filter(pk__in=module_ids)).values(
+        "pk", "executing", "success_rate", "avg_latency"
+    )
+    return {row.pop("pk"): row for row in rows}
 
 
 def program_runs(program: Program) -> QuerySet[Execution]:

@@ -41,10 +41,15 @@ class Loaders:
     def __init__(self) -> None:
         self.children = SiblingLoader(lambda rows: selectors.children_of_executions([row.pk for row in rows]))
         self.modules = SiblingLoader(selectors.modules_of_programs)
+        self.module_performance = SiblingLoader(lambda rows: selectors.module_performance([row.pk for row in rows]))
         self.stats = SiblingLoader(lambda rows: selectors.program_stats([row.pk for row in rows]))
 
     def executions_seen(self, rows: list[Any]) -> list[Any]:
         self.children.register(rows)
+        return rows
+
+    def modules_seen(self, rows: list[Any]) -> list[Any]:
+        self.module_performance.register(rows)
         return rows
 
     def programs_seen(self, rows: list[Any]) -> list[Any]:

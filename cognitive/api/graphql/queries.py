@@ -57,7 +57,9 @@ class Query:
 
     @strawberry.field
     def modules(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Module]:
-        return paginate(selectors.module_list(user=info.context.user), first=first, after=after)
+        page = paginate(selectors.module_list(user=info.context.user, with_stats=False), first=first, after=after)
+        info.context.loaders.modules_seen([edge.node for edge in page.edges])
+        return page
 
     @strawberry.field
     def signatures(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[Signature]:

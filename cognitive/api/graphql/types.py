@@ -73,8 +73,8 @@ class Module:
         return strawberry.ID(str(self.signature_id))
 
     @strawberry.field(description="success_rate (completed / finished), avg_latency (ms), executing (running now)")
-    def performance_metrics(self: models.Module) -> JSON:
-        return selectors.module_performance(self)
+    def performance_metrics(self: models.Module, info: Info) -> JSON:
+        return info.context.loaders.module_performance.get(self)
 
 
 @strawberry_django.type(models.Execution)
@@ -233,7 +233,7 @@ class Program:
 
     @strawberry.field(description="the modules its pipeline names, with their performance metrics")
     def modules(self: models.Program, info: Info) -> list[Module]:
-        return info.context.loaders.modules.get(self) or []
+        return info.context.loaders.modules_seen(info.context.loaders.modules.get(self) or [])
 
     @strawberry.field(description="its runs (not their steps), newest first")
     def executions(

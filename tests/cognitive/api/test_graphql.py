@@ -140,8 +140,8 @@ def test_get_program_costs_a_fixed_number_of_queries(api, user):
 
     assert len(got["modules"]) == 5 and len(got["executions"]["edges"]) == 50
     assert sum(len(edge["node"]["children"]) for edge in got["executions"]["edges"]) == 10
-    # token + user, the program, its modules (with metrics), stats, the page, its count, the children
-    assert len(queries) == 7, [q["sql"] for q in queries.captured_queries]
+    # token + user, the program, its modules, their metrics, stats, the page, its count, the children
+    assert len(queries) == 8, [q["sql"] for q in queries.captured_queries]
 
 
 def test_execution_has_its_step_tree_and_lm_calls(api, user):
