@@ -135,12 +135,13 @@ def fill(runs: int) -> tuple[object, str]:
                 "output": {"answer": str(i + 1)}, "status": status, "duration_ms": 200 + i % 50,
                 "metrics": {"lm_calls": 1, "total_tokens": 120, "cost": 0.0001},
             }
-            parent = Execution(**values, created_at=created, finished_at=created)
+            parent = Execution(**values, finished_at=created)
             parents.append(parent)
-            steps.append(Execution(**values, module=module, parent=parent, step_id="qa", created_at=created))
+            steps.append(Execution(**values, module=module, parent=parent, step_id="qa", finished_at=created))
         Execution.objects.bulk_create(parents)
         Execution.objects.bulk_create(steps)
-    # created_at is auto_now_add: bulk_create stamped now; spread the runs over time as real ones are.
+    # created_at is auto_now_add: bulk_create stamped now; spread the rows over time as real ones are
+    # (a step shares its run's time, as it does when a worker writes it right after starting the run).
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE cognitive_execution SET created_at = finished_at WHERE finished_at IS NOT NULL"

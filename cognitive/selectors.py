@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection
 from django.db.models import Avg, Count, FloatField, Q, QuerySet
 from django.db.models.functions import Cast, NullIf
 
@@ -190,14 +192,56 @@ def modules_of_programs(programs: list[Program]) -> dict[Any, list[Module]]:
 
 
 def module_performance(module_ids: list[Any]) -> dict[Any, dict[str, Any]]:
-    """The original design's module metrics (`executing`, `success_rate`, `avg_latency` in ms), by module id.
+    """The original design's module metrics, by module id, over each module's recent executions.
 
-    The same numbers `module_list` annotates, in one query for all the modules.
+    `success_rate` and `avg_latency` (ms, completed ones) cover the module's last
+    `DSPEX_METRICS_WINDOW` finished executions (`finished` says how many there were); `executing`
+    counts the ones running now. Each window is read newest first along the (module, status,
+    created_at) index, so the cost does not grow with the module's history: two queries for
+    any number of modules.
     """
-    rows = _with_execution_stats(Module.objects.filter(pk__in=module_ids)).values(
-        "pk", "executing", "success_rate", "avg_latency"
+    if not module_ids:
+        return {}
+    window = settings.DSPEX_METRICS_WINDOW
+    table = connection.ops.quote_name(Execution._meta.db_table)
+    module_field = Execution._meta.get_field("module")
+    # Only the model's own table name is formatted in; every value is a parameter.
+    branches, params = [], []
+    for module_id in module_ids:
+        key = module_field.get_db_prep_value(module_id, connection)
+        for status in (ExecutionStatus.COMPLETED, ExecutionStatus.FAILED):
+            branches.append(
+                f"SELECT * FROM (SELECT module_id, status, duration_ms, created_at FROM {table}"  # noqa: S608
+                " WHERE module_id = %s AND status = %s ORDER BY created_at DESC LIMIT %s) AS newest"
+            )
+            params += [key, str(status), window]
+    sql = (
+        "SELECT module_id, COUNT(*), SUM(CASE WHEN status = %s THEN 1 ELSE 0 END),"  # noqa: S608
+        " AVG(CASE WHEN status = %s THEN duration_ms END) FROM ("
+        " SELECT module_id, status, duration_ms,"
+        " ROW_NUMBER() OVER (PARTITION BY module_id ORDER BY created_at DESC) AS place"
+        f" FROM ({' UNION ALL '.join(branches)}) AS recent) AS ranked WHERE place <= %s GROUP BY module_id"
     )
-    return {row.pop("pk"): row for row in rows}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [str(ExecutionStatus.COMPLETED), str(ExecutionStatus.COMPLETED), *params, window])
+        finished = {
+            module_field.to_python(row[0]): (row[1], row[2], row[3]) for row in cursor.fetchall()
+        }
+    running = dict(
+        Execution.objects.filter(module_id__in=module_ids, status=ExecutionStatus.RUNNING)
+        .values("module_id").annotate(n=Count("pk")).values_list("module_id", "n")
+    )
+    found = {}
+    for module_id in module_ids:
+        count, completed, latency = finished.get(module_id, (0, 0, None))
+        found[module_id] = {
+            "executing": running.get(module_id, 0),
+            "success_rate": completed / count if count else None,
+            "avg_latency": float(latency) if latency is not None else None,
+            "finished": count,
+            "window": window,
+        }
+    return found
 
 
 def program_runs(program: Program) -> QuerySet[Execution]:

@@ -244,3 +244,5 @@ DSPEX_GRAPHQL_PAGE_MAX = env_int("DSPEX_GRAPHQL_PAGE_MAX", 100, minimum=1)
 DSPEX_GRAPHQL_MAX_DEPTH = env_int("DSPEX_GRAPHQL_MAX_DEPTH", 10, minimum=2)
 DSPEX_GRAPHQL_MAX_ALIASES = env_int("DSPEX_GRAPHQL_MAX_ALIASES", 15, minimum=1)
 DSPEX_GRAPHQL_MAX_TOKENS = env_int("DSPEX_GRAPHQL_MAX_TOKENS", 2000, minimum=100)
+# A module's performanceMetrics cover its last this-many finished executions (a bounded read).
+DSPEX_METRICS_WINDOW = env_int("DSPEX_METRICS_WINDOW", 1000, minimum=1)

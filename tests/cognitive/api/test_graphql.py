@@ -57,9 +57,9 @@ def test_the_two_examples_run_verbatim(api, user, lm):
     (module,) = got["modules"]
     assert (module["name"], module["type"]) == ("qa", "predict")
     # The step ran the module once and completed; its metrics are the original design's calculations.
-    assert module["performanceMetrics"]["success_rate"] == 1.0
-    assert module["performanceMetrics"]["executing"] == 0
-    assert module["performanceMetrics"]["avg_latency"] is not None
+    step = Execution.objects.get(parent=execution)
+    assert module["performanceMetrics"] == {
+        "success_rate": 1.0, "avg_latency": float(step.duration_ms), "executing": 0, "finished": 1, "window": 1000}
     (edge,) = got["executions"]["edges"]
     assert edge["node"] == {
         "id": str(execution.pk), "input": {"question": "What is 2 + 2?"}, "output": execution.output,
@@ -140,8 +140,34 @@ def test_get_program_costs_a_fixed_number_of_queries(api, user):
 
     assert len(got["modules"]) == 5 and len(got["executions"]["edges"]) == 50
     assert sum(len(edge["node"]["children"]) for edge in got["executions"]["edges"]) == 10
-    # token + user, the program, its modules, their metrics, stats, the page, its count, the children
-    assert len(queries) == 8, [q["sql"] for q in queries.captured_queries]
+    # token + user, the program, its modules, their metrics (finished, running), stats, the page, its count,
+    # the children
+    assert len(queries) == 9, [q["sql"] for q in queries.captured_queries]
+
+
+def test_module_metrics_cover_the_last_window_of_finished_executions(api, user, settings):
+    from cognitive.models import Module
+
+    settings.DSPEX_METRICS_WINDOW = 4
+    program = qa_program(user)
+    module = Module.objects.get(owner=user, name="qa")
+    other = program_create(owner=user, name="other", pipeline=program.pipeline)
+    rows = [  # oldest first: two failures, then five completed runs of 10..50 ms; one running
+        *[(ExecutionStatus.FAILED, None)] * 2, *[(ExecutionStatus.COMPLETED, ms) for ms in (10, 20, 30, 40, 50)],
+        (ExecutionStatus.RUNNING, None),
+    ]
+    for n, (status, ms) in enumerate(rows):
+        row = ExecutionFactory(owner=user, program=other, module=module, status=status, duration_ms=ms)
+        Execution.objects.filter(pk=row.pk).update(created_at=f"2026-01-01T00:00:{n:02d}Z")
+    ExecutionFactory(owner=user, program=other, status=ExecutionStatus.FAILED)  # another module's, or none
+
+    got = data(api, GET_PROGRAM, {"id": str(program.pk)})["getProgram"]["modules"][0]["performanceMetrics"]
+
+    # The last 4 finished are the completed 20..50 ms runs.
+    assert got == {"success_rate": 1.0, "avg_latency": 35.0, "executing": 1, "finished": 4, "window": 4}
+    settings.DSPEX_METRICS_WINDOW = 6
+    got = data(api, GET_PROGRAM, {"id": str(program.pk)})["getProgram"]["modules"][0]["performanceMetrics"]
+    assert got == {"success_rate": 5 / 6, "avg_latency": 30.0, "executing": 1, "finished": 6, "window": 6}
 
 
 def test_execution_has_its_step_tree_and_lm_calls(api, user):
