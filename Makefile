@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 export DEBUG ?= 1
 
-.PHONY: setup migrate test check lint demo serve run worker beat local-lm bench clean
+.PHONY: setup migrate test check lint demo serve run worker beat local-lm bench graphql-schema clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ local-lm: setup
 
 bench: setup
 	$(BIN)/python -m bench
+
+# Rewrite schema.graphql after changing the GraphQL types (tests fail while it is out of date).
+graphql-schema: setup
+	$(BIN)/python manage.py export_schema cognitive.api.graphql.schema --path schema.graphql
 
 clean:
 	rm -rf $(VENV) var

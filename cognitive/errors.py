@@ -34,6 +34,12 @@ class Conflict(ApplicationError):
     status_code = 409
 
 
+class TooManyRequests(ApplicationError):
+    """The caller's rate for this action is used up; `extra["retry_after"]` says when to try again (seconds)."""
+
+    status_code = 429
+
+
 class ExecutionFailed(ApplicationError):
     """A run failed for a reason retrying cannot fix (bad output after DSPy's own retries, a failed step)."""
 

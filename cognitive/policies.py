@@ -1,10 +1,11 @@
-"""Who may do what. Querysets are scoped per user; these classes guard writes and transitions."""
+"""Who may do what, for REST, GraphQL and the admin: the scoping the selectors apply, and DRF permissions."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
@@ -18,11 +19,14 @@ def is_staff(user: AbstractBaseUser | AnonymousUser) -> bool:
     return bool(user and user.is_authenticated and user.is_staff)
 
 
-def can_read_program(user: AbstractBaseUser, program: Any) -> bool:
+def owned(queryset: QuerySet, user: AbstractBaseUser | AnonymousUser) -> QuerySet:
+    """Owner scoping: staff see every row, anyone else only their own."""
+    return queryset if is_staff(user) else queryset.filter(owner=user)
+
+
+def readable_programs(queryset: QuerySet, user: AbstractBaseUser | AnonymousUser) -> QuerySet:
     """The original design's read policy: archived programs are invisible except to staff."""
-    if is_staff(user):
-        return True
-    return program.owner_id == user.pk and program.status != ProgramStatus.ARCHIVED
+    return queryset if is_staff(user) else owned(queryset, user).exclude(status=ProgramStatus.ARCHIVED)
 
 
 class IsStaffOrReadOnly(BasePermission):

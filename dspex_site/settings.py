@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI's files, served by us: nothing served loads from a CDN
     "django_fsm",
     "django_celery_beat",
+    "strawberry_django",
     "cognitive",
     "local_lm",
 ]
@@ -326,3 +327,12 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"LiteLLM": {"level": "WARNING"}, "httpx": {"level": "WARNING"}, "dspy": {"level": "WARNING"}},
 }
+
+# GraphQL (/graphql/): bounds on what one document may ask for (see docs/graphql.md).
+DSPEX_GRAPHQL_PAGE_DEFAULT = env_int("DSPEX_GRAPHQL_PAGE_DEFAULT", 20, minimum=1)
+DSPEX_GRAPHQL_PAGE_MAX = env_int("DSPEX_GRAPHQL_PAGE_MAX", 100, minimum=1)
+DSPEX_GRAPHQL_MAX_DEPTH = env_int("DSPEX_GRAPHQL_MAX_DEPTH", 10, minimum=2)
+DSPEX_GRAPHQL_MAX_ALIASES = env_int("DSPEX_GRAPHQL_MAX_ALIASES", 15, minimum=1)
+DSPEX_GRAPHQL_MAX_TOKENS = env_int("DSPEX_GRAPHQL_MAX_TOKENS", 2000, minimum=100)
+# A module's performanceMetrics cover its last this-many finished executions (a bounded read).
+DSPEX_METRICS_WINDOW = env_int("DSPEX_METRICS_WINDOW", 1000, minimum=1)

@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from cognitive.api.graphql.schema import schema
+from cognitive.api.graphql.views import DSPexGraphQLView
 from cognitive.health_views import healthz, readyz
 
 urlpatterns = [
@@ -11,4 +13,5 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/", include("cognitive.api.urls")),
+    path("graphql/", DSPexGraphQLView.as_view(schema=schema), name="graphql"),
 ]

@@ -23,7 +23,7 @@ from cognitive.api.validation import ServiceChecks
 from cognitive.engine.metrics import get_metric
 from cognitive.engine.optimizers import OPTIMIZER_CLASSES, RETIRED_TYPES, split_optimizer_config
 from cognitive.errors import InvalidInput
-from cognitive.models import OptimizationRun, OptimizationSchedule, Optimizer, Program, ProgramVersion
+from cognitive.models import OptimizationRun, OptimizationSchedule, Optimizer, Program
 from cognitive.selectors import lm_list
 from cognitive.services.optimization_requests import optimization_cancel, optimization_start
 from cognitive.services.optimization_schedules import optimization_schedule_delete, optimization_schedule_set
@@ -173,12 +173,7 @@ class ProgramPromoteView(_ProgramAction):
         program = self._program(request, pk)
         body = PromoteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        version = ProgramVersion.objects.filter(pk=body.validated_data["version"], program=program).first()
-        if version is None:
-            return Response(
-                {"message": "version: not a version of this program", "extra": {"field": "version"}},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+        version = selectors.program_version_of(program, body.validated_data["version"])
         promoted = program_promote(program=program, version=version, actor=request.user)
         return Response(self._program_body(promoted))
 
