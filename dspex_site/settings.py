@@ -164,6 +164,8 @@ CELERY_DB_REUSE_MAX = 10**9
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Workers log through LOGGING below (job fields, LOG_FORMAT=json) instead of Celery's own setup.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ROUTES = {
     "workers.executions.*": {"queue": "executions"},
     "workers.optimization.*": {"queue": "optimization"},
@@ -229,10 +231,52 @@ DSPEX_DEFAULT_LM_API_BASE = env_str("DSPEX_DEFAULT_LM_API_BASE", "http://127.0.0
 DSPEX_DEFAULT_LM_KEY_ENV = env_str("DSPEX_DEFAULT_LM_KEY_ENV", "")
 DSPEX_DEFAULT_LM_NAME = env_str("DSPEX_DEFAULT_LM_NAME", "default")
 
+# Observability (docs/observability.md).
+# Every process (web, workers, beat) writes its metric values under this folder and /metrics sums
+# them; empty it when the whole system restarts (docker-compose mounts a fresh volume).
+PROMETHEUS_MULTIPROC_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics")))
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
+# /metrics on the web server (staff tokens only); off when Prometheus scrapes `manage.py metrics_server`.
+DSPEX_METRICS_URL = env_bool("DSPEX_METRICS_URL", True)
+# How many distinct program / module names get their own label value per process (then "other"; 0: none).
+DSPEX_METRICS_NAMED_PROGRAMS = env_int("DSPEX_METRICS_NAMED_PROGRAMS", 50, minimum=0)
+DSPEX_METRICS_NAMED_MODULES = env_int("DSPEX_METRICS_NAMED_MODULES", 50, minimum=0)
+# Stats endpoints: the longest window `?since=` may ask for.
+DSPEX_STATS_MAX_DAYS = env_int("DSPEX_STATS_MAX_DAYS", 400, minimum=1)
+# Workers write a heartbeat this often; the dashboard counts a worker alive for three of them.
+DSPEX_WORKER_HEARTBEAT_SECONDS = env_int("DSPEX_WORKER_HEARTBEAT_SECONDS", 10, minimum=1)
+
+LOG_FORMAT = env_str("LOG_FORMAT", "text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'text' or 'json', not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"job": {"()": "cognitive.telemetry.logs.JobContextFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s%(job)s: %(message)s"},
+        "json": {
+            "()": "cognitive.telemetry.logs.JobJsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["job"], "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"LiteLLM": {"level": "WARNING"}, "httpx": {"level": "WARNING"}, "dspy": {"level": "WARNING"}},
 }
+
+SENTRY_DSN = env_str("SENTRY_DSN", "")
+if SENTRY_DSN:
+    import sentry_sdk
+    from sentry_sdk.integrations.celery import CeleryIntegration
+    from sentry_sdk.integrations.django import DjangoIntegration
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=env_str("SENTRY_ENVIRONMENT", "production"),
+        integrations=[DjangoIntegration(), CeleryIntegration()],
+        traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0, minimum=0.0),
+        send_default_pii=False,
+    )

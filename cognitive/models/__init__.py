@@ -20,6 +20,7 @@ from cognitive.models.program import (
 )
 from cognitive.models.retrieval import Corpus, Document
 from cognitive.models.signature import Signature
+from cognitive.models.usage import RollupScope, SpendBudget, UsageRollup, WorkerHeartbeat
 
 __all__ = [
     "FINAL_STATUSES",
@@ -46,7 +47,11 @@ __all__ = [
     "Program",
     "ProgramStatus",
     "ProgramVersion",
+    "RollupScope",
     "Signature",
+    "SpendBudget",
+    "UsageRollup",
     "VersionChangeKind",
     "VersionSource",
+    "WorkerHeartbeat",
 ]
