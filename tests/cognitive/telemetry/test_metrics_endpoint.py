@@ -21,9 +21,8 @@ def program(user, local_lm):
     lm = LanguageModelFactory(name="metrics-lm", api_base=local_lm.url)
     signature = signature_create(owner=user, name="qa", spec="question: str -> answer: str")
     module_create(owner=user, name="metrics-qa", type="predict", signature=signature, lm=lm)
-    return program_activate(
-        program=program_create(owner=user, name="metrics-program", pipeline={"steps": [{"id": "qa", "module": "metrics-qa"}]})
-    )
+    pipeline = {"steps": [{"id": "qa", "module": "metrics-qa"}]}
+    return program_activate(program=program_create(owner=user, name="metrics-program", pipeline=pipeline))
 
 
 def test_metrics_are_for_staff_only(client_for, user, staff):
@@ -77,10 +76,8 @@ def test_rate_limit_snoozes_are_counted_by_lm(client_for, staff, user, local_lm)
     )
     api = client_for(user)
     before = scrape(client_for(staff))
-    ids = [
-        api.post(f"/api/programs/{program.pk}/run/", {"input": {"question": f"q{i}"}}, format="json").json()["execution"]
-        for i in range(2)
-    ]
+    url = f"/api/programs/{program.pk}/run/"
+    ids = [api.post(url, {"input": {"question": f"q{i}"}}, format="json").json()["execution"] for i in range(2)]
     outcomes = [execution_process(execution_id=i) for i in ids]
     after = scrape(client_for(staff))
     assert outcomes == ["completed", "snoozed"]

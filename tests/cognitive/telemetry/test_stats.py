@@ -36,9 +36,10 @@ def finish(program, module, *, status: str, duration_ms: int, prompt: int, compl
         duration_ms=duration_ms, metrics=metrics,
     )
     if status == "completed":
+        run_metrics = {k: v for k, v in metrics.items() if k != "by_lm"}
         assert core.complete(
-            EXECUTIONS, job, status=ExecutionStatus.COMPLETED, metrics={k: v for k, v in metrics.items() if k != "by_lm"},
-            duration_ms=duration_ms, output={"answer": "a"},
+            EXECUTIONS, job, status=ExecutionStatus.COMPLETED, metrics=run_metrics, duration_ms=duration_ms,
+            output={"answer": "a"},
         )
     else:
         Execution.objects.filter(pk=row.pk).update(metrics=metrics, duration_ms=duration_ms)
