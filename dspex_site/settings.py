@@ -247,6 +247,9 @@ DSPEX_STATS_MAX_DAYS = env_int("DSPEX_STATS_MAX_DAYS", 400, minimum=1)
 # Workers write a heartbeat this often; the dashboard counts a worker alive for three of them.
 DSPEX_WORKER_HEARTBEAT_SECONDS = env_int("DSPEX_WORKER_HEARTBEAT_SECONDS", 10, minimum=1)
 
+# Spans go out over OTLP/HTTP only when this is set (the standard OTEL_* variables configure the rest).
+OTEL_EXPORTER_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+
 LOG_FORMAT = env_str("LOG_FORMAT", "text")
 if LOG_FORMAT not in ("text", "json"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be 'text' or 'json', not {LOG_FORMAT!r}")

@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from django.conf import settings
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.propagate import extract, inject
@@ -30,7 +31,7 @@ def enabled() -> bool:
 
 def configure(exporter: Any = None) -> bool:
     """Install a tracer provider and instrument Django. Without an exporter, only when OTLP is configured."""
-    if exporter is None and not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    if exporter is None and not settings.OTEL_EXPORTER_OTLP_ENDPOINT:
         return False
     from opentelemetry.instrumentation.django import DjangoInstrumentor
     from opentelemetry.sdk.resources import Resource

@@ -77,3 +77,13 @@ def test_without_a_configured_exporter_nothing_is_traced(api, program):
     assert not spans.enabled()
     response = api.post(f"/api/programs/{program.pk}/run/", {"input": {"question": "2+2?"}}, format="json")
     assert Execution.objects.get(pk=response.json()["execution"]).trace_context == ""
+
+
+def test_otlp_export_starts_only_when_the_endpoint_is_set(tmp_path):
+    from tests.cognitive.telemetry.test_logs import _settings_process
+
+    code = "import django; django.setup(); from cognitive.telemetry import spans; print(spans.enabled())"
+    on = _settings_process(tmp_path, code, OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4318")
+    assert on.returncode == 0, on.stderr
+    assert on.stdout.strip() == "True"
+    assert _settings_process(tmp_path, code).stdout.strip() == "False"
