@@ -68,6 +68,13 @@ def test_the_dashboard_is_for_staff(client_for, user):
     assert client.get("/admin/dashboard/").status_code == 302  # to the admin login
 
 
+def test_the_program_page_shows_its_usage_and_budget(admin_client, data):
+    SpendBudget.objects.create(program=data, daily_usd=Decimal("1"))
+    page = admin_client.get(f"/admin/cognitive/program/{data.pk}/change/").content.decode()
+    assert "3 runs (2 completed, 1 failed, 0 cancelled)" in page
+    assert "85 tokens" in page and "$0.0050" in page and "daily $0.9950 of $1 left" in page
+
+
 def test_the_budget_admin_shows_what_is_left(admin_client, data, user):
     budget = SpendBudget.objects.create(user=user, daily_usd=Decimal("0.01"), monthly_usd=Decimal("1"))
     page = admin_client.get(f"/admin/cognitive/spendbudget/{budget.pk}/change/").content.decode()

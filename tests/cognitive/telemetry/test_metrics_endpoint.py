@@ -96,3 +96,21 @@ def test_workers_alive_come_from_heartbeats(client_for, staff):
     WorkerHeartbeat.objects.create(name="w1@host", pid=1, started_at=now, last_seen=now)
     WorkerHeartbeat.objects.create(name="w2@host", pid=2, started_at=now, last_seen=now - timezone.timedelta(hours=1))
     assert value(scrape(client_for(staff)), "dspex_workers_alive") == 1
+
+
+def test_optimization_runs_are_counted_by_optimizer_and_status(client_for, staff, program):
+    from cognitive.models import OptimizationRun
+    from cognitive.services.jobs import core
+    from cognitive.services.optimization_jobs import OPTIMIZATION_RUNS
+
+    run = OptimizationRun.objects.create(
+        owner=program.owner, program=program, optimizer_type="bootstrap_few_shot", metric="exact_match",
+        trials=[{"n": 1, "score": 0.5}, {"n": 2, "score": 0.7}],
+    )
+    before = scrape(client_for(staff))
+    core.cancel(OPTIMIZATION_RUNS, run.pk)
+    after = scrape(client_for(staff))
+    labels = {"optimizer": "bootstrap_few_shot", "status": "cancelled"}
+    assert value(after, "dspex_optimization_runs_total", **labels) - value(
+        before, "dspex_optimization_runs_total", **labels
+    ) == 1
