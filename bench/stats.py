@@ -28,7 +28,7 @@ django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.db import transaction  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
@@ -74,6 +74,8 @@ def fill(runs: int) -> tuple[list[Program], object]:
         with transaction.atomic():
             upsert({key: rows.rows[key] for key in keys[start:start + 500]})
     print(f"{runs} runs → {UsageRollup.objects.count()} rollup rows in {time.perf_counter() - started:.0f} s")
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {UsageRollup._meta.db_table}")  # as autovacuum would after such a load
     SpendBudget.objects.get_or_create(program=programs[0], defaults={"daily_usd": 1000, "monthly_usd": 10000})
     return programs, users[0]
 
@@ -94,9 +96,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=200)
+    parser.add_argument("--keep", action="store_true", help="measure the rollups already in the database")
     args = parser.parse_args()
     call_command("migrate", verbosity=0)
-    programs, _ = fill(args.runs)
+    if args.keep:
+        programs = list(Program.objects.filter(name__startswith="bench-program-").order_by("created_at"))
+    else:
+        programs, _ = fill(args.runs)
     program = programs[0]
     now = timezone.now()
     client = APIClient()

@@ -95,39 +95,53 @@ def _window(since: datetime) -> Q:
     return Q(bucket__gte=hour_of(since))
 
 
-def _by(queryset: Any, field: str) -> list[tuple[Any, dict[str, Any]]]:
-    rows = queryset.values(field).annotate(**{name: Sum(name) for name in _TOTALS}).order_by(field)
-    return [(row.pop(field), row) for row in rows]
+def _groups(queryset: Any, *fields: str) -> list[dict[str, Any]]:
+    """One round trip: sums per scope and `fields`; the callers add the few groups up as they need."""
+    return list(queryset.values("scope", *fields).annotate(**{n: Sum(n) for n in _TOTALS}).order_by())
+
+
+def _merge(groups: list[dict[str, Any]], scope: str, key: str | None = None) -> list[tuple[Any, dict[str, Any]]]:
+    merged: dict[Any, dict[str, Any]] = {}
+    for group in groups:
+        if group["scope"] != scope:
+            continue
+        totals = merged.setdefault(group[key] if key else None, dict.fromkeys(_TOTALS, 0))
+        for name in _TOTALS:
+            totals[name] += group[name] or 0
+    return sorted(merged.items(), key=lambda item: str(item[0]))
 
 
 def _window_info(since: datetime) -> dict[str, Any]:
     return {"since": hour_of(since).isoformat(), "until": timezone.now().isoformat()}
 
 
+def _total(groups: list[dict[str, Any]], scope: str) -> dict[str, Any]:
+    merged = _merge(groups, scope)
+    return merged[0][1] if merged else {}
+
+
 def program_stats(program_id: Any, since: datetime) -> dict[str, Any]:
-    rows = UsageRollup.objects.filter(_window(since), program_id=program_id)
-    runs = rows.filter(scope=RollupScope.RUN)
+    groups = _groups(UsageRollup.objects.filter(_window(since), program_id=program_id), "version_id", "module_id", "lm")
     return {
         "window": _window_info(since),
-        **_summary(_aggregate(runs)),
+        **_summary(_total(groups, RollupScope.RUN)),
         "by_version": [
             {"version": None if key == NONE_ID else str(key), **_summary(totals)}
-            for key, totals in _by(runs, "version_id")
+            for key, totals in _merge(groups, RollupScope.RUN, "version_id")
         ],
         "by_module": [
-            {"module": str(key), **_summary(totals)}
-            for key, totals in _by(rows.filter(scope=RollupScope.STEP), "module_id")
+            {"module": str(key), **_summary(totals)} for key, totals in _merge(groups, RollupScope.STEP, "module_id")
         ],
-        "by_lm": [{"lm": key, **_lm_summary(totals)} for key, totals in _by(rows.filter(scope=RollupScope.LM), "lm")],
+        "by_lm": [{"lm": key, **_lm_summary(totals)} for key, totals in _merge(groups, RollupScope.LM, "lm")],
     }
 
 
 def version_stats(version_id: Any, since: datetime) -> dict[str, Any]:
-    rows = UsageRollup.objects.filter(_window(since), version_id=version_id)
+    groups = _groups(UsageRollup.objects.filter(_window(since), version_id=version_id), "lm")
     return {
         "window": _window_info(since),
-        **_summary(_aggregate(rows.filter(scope=RollupScope.RUN))),
-        "by_lm": [{"lm": key, **_lm_summary(totals)} for key, totals in _by(rows.filter(scope=RollupScope.LM), "lm")],
+        **_summary(_total(groups, RollupScope.RUN)),
+        "by_lm": [{"lm": key, **_lm_summary(totals)} for key, totals in _merge(groups, RollupScope.LM, "lm")],
     }
 
 
@@ -147,28 +161,30 @@ def lm_stats(lm_name: str, since: datetime, *, owner_id: Any = None) -> dict[str
 
 
 def user_stats(owner_id: Any, since: datetime) -> dict[str, Any]:
-    rows = UsageRollup.objects.filter(_window(since), owner_id=owner_id)
-    runs = rows.filter(scope=RollupScope.RUN)
+    rows = UsageRollup.objects.filter(_window(since), owner_id=owner_id).exclude(scope=RollupScope.STEP)
+    groups = _groups(rows, "program_id", "lm")
     return {
         "window": _window_info(since),
-        **_summary(_aggregate(runs)),
+        **_summary(_total(groups, RollupScope.RUN)),
         "by_program": [
             {"program": None if key == NONE_ID else str(key), **_summary(totals)}
-            for key, totals in _by(runs, "program_id")
+            for key, totals in _merge(groups, RollupScope.RUN, "program_id")
         ],
-        "by_lm": [{"lm": key, **_lm_summary(totals)} for key, totals in _by(rows.filter(scope=RollupScope.LM), "lm")],
+        "by_lm": [{"lm": key, **_lm_summary(totals)} for key, totals in _merge(groups, RollupScope.LM, "lm")],
     }
 
 
 def overview(since: datetime) -> dict[str, Any]:
     """Everything in the window, by program and by LM (the admin dashboard)."""
     rows = UsageRollup.objects.filter(_window(since))
-    runs = rows.filter(scope=RollupScope.RUN)
+    groups = _groups(rows.exclude(scope=RollupScope.STEP), "program_id", "lm")
+    series = ("runs", "failed")
     return {
-        **_summary(_aggregate(runs)),
-        "by_program": _by(runs, "program_id"),
-        "by_lm": _by(rows.filter(scope=RollupScope.LM), "lm"),
+        **_summary(_total(groups, RollupScope.RUN)),
+        "by_program": _merge(groups, RollupScope.RUN, "program_id"),
+        "by_lm": _merge(groups, RollupScope.LM, "lm"),
         "series": list(
-            runs.values("bucket").annotate(**{n: Sum(n) for n in _TOTALS}).order_by("bucket")
+            rows.filter(scope=RollupScope.RUN).values("bucket").annotate(**{n: Sum(n) for n in series})
+            .order_by("bucket")
         ),
     }
