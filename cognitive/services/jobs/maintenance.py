@@ -62,7 +62,7 @@ def reap(kind: JobKind, *, limit: int = 500) -> int:
                     **kind.note_values(job, f"worker lost during attempt {job.attempt}; queued again"),
                 })
                 if changed:
-                    # After the commit (now, where there is no transaction), so the row is claimable.
+                    # After the commit of `finishing()`, so the row is claimable when the message arrives.
                     transaction.on_commit(lambda job=job: publish(kind, job.pk, priority=kind.priority_of(job)))
         if changed:
             count_attempt(kind.label, "worker-lost")
