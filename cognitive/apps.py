@@ -19,3 +19,7 @@ class CognitiveConfig(AppConfig):
         dspy_logs_follow_logging(settings.LOGGING.get("loggers", {}).get("dspy", {}).get("level", "WARNING"))
 
         from cognitive import heartbeats  # noqa: F401 (connects the Celery workers' heartbeat signals)
+        from cognitive.telemetry import observers
+
+        # Metrics and spans for LM calls and cache lookups, in every process (web, workers).
+        observers.install()

@@ -59,5 +59,12 @@ class RetryableError(Exception):
 class RateLimited(RetryableError):
     """The LM (or our own per-LM limit) said slow down: snooze the job without using an attempt."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, lm: str = "") -> None:
         super().__init__(message, retry_after=retry_after, kind="rate_limited")
+        self.lm = lm  # the LanguageModel whose limit it was, when known
+
+
+class BudgetExceeded(ApplicationError):
+    """A spend limit (USD) of the user or the program is used up until it resets."""
+
+    status_code = 429

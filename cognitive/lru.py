@@ -9,12 +9,21 @@ from typing import Generic, TypeVar
 
 V = TypeVar("V")
 
+# Told of every lookup in a named cache (name, hit); the application counts them (cache metrics).
+_lookup_observers: list[Callable[[str, bool], None]] = []
+
+
+def observe_lookups(observer: Callable[[str, bool], None]) -> None:
+    if observer not in _lookup_observers:
+        _lookup_observers.append(observer)
+
 
 class LRUCache(Generic[V]):
     """Values are built outside the lock by the caller; two threads may build the same one."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, name: str = "") -> None:
         self._size = size
+        self.name = name  # lookups of a named cache are counted (dspex_cache_requests_total{cache=name})
         self._items: OrderedDict[Hashable, V] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -23,7 +32,10 @@ class LRUCache(Generic[V]):
             value = self._items.get(key)
             if value is not None:
                 self._items.move_to_end(key)
-            return value
+        if self.name:
+            for observer in _lookup_observers:
+                observer(self.name, value is not None)
+        return value
 
     def put(self, key: Hashable, value: V) -> None:
         with self._lock:

@@ -206,6 +206,8 @@ CELERY_DB_REUSE_MAX = 10**9
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# Workers log through LOGGING below (job fields, LOG_FORMAT=json) instead of Celery's own setup.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ROUTES = {
     "workers.executions.*": {"queue": "executions"},
     "workers.optimization.*": {"queue": "optimization"},
@@ -320,10 +322,39 @@ except re.error as exc:
 # Optional: the only hosts an LM row's api_base may name (empty: any).
 DSPEX_LM_ALLOWED_HOSTS = env_list("DSPEX_LM_ALLOWED_HOSTS", [])
 
+# Observability (docs/observability.md).
+# Every process (web, workers, beat) writes its metric values under this folder and /metrics sums
+# them; empty it when the whole system restarts (docker-compose mounts a fresh volume).
+PROMETHEUS_MULTIPROC_DIR = Path(env_str("PROMETHEUS_MULTIPROC_DIR", str(VAR_DIR / "metrics")))
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)
+# /metrics on the web server (staff tokens only); off when Prometheus scrapes `manage.py metrics_server`.
+DSPEX_METRICS_URL = env_bool("DSPEX_METRICS_URL", True)
+# How many distinct program / module names get their own label value per process (then "other"; 0: none).
+DSPEX_METRICS_NAMED_PROGRAMS = env_int("DSPEX_METRICS_NAMED_PROGRAMS", 50, minimum=0)
+DSPEX_METRICS_NAMED_MODULES = env_int("DSPEX_METRICS_NAMED_MODULES", 50, minimum=0)
+# Stats endpoints: the longest window `?since=` may ask for.
+DSPEX_STATS_MAX_DAYS = env_int("DSPEX_STATS_MAX_DAYS", 400, minimum=1)
+
+# Spans go out over OTLP/HTTP only when this is set (the standard OTEL_* variables configure the rest).
+OTEL_EXPORTER_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT", "")
+
+LOG_FORMAT = env_str("LOG_FORMAT", "text")
+if LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'text' or 'json', not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"job": {"()": "cognitive.telemetry.logs.JobContextFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s%(job)s: %(message)s"},
+        "json": {
+            "()": "cognitive.telemetry.logs.JobJsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["job"], "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"LiteLLM": {"level": "WARNING"}, "httpx": {"level": "WARNING"}, "dspy": {"level": "WARNING"}},
 }
@@ -336,3 +367,16 @@ DSPEX_GRAPHQL_MAX_ALIASES = env_int("DSPEX_GRAPHQL_MAX_ALIASES", 15, minimum=1)
 DSPEX_GRAPHQL_MAX_TOKENS = env_int("DSPEX_GRAPHQL_MAX_TOKENS", 2000, minimum=100)
 # A module's performanceMetrics cover its last this-many finished executions (a bounded read).
 DSPEX_METRICS_WINDOW = env_int("DSPEX_METRICS_WINDOW", 1000, minimum=1)
+SENTRY_DSN = env_str("SENTRY_DSN", "")
+if SENTRY_DSN:
+    import sentry_sdk
+    from sentry_sdk.integrations.celery import CeleryIntegration
+    from sentry_sdk.integrations.django import DjangoIntegration
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        environment=env_str("SENTRY_ENVIRONMENT", "production"),
+        integrations=[DjangoIntegration(), CeleryIntegration()],
+        traces_sample_rate=env_float("SENTRY_TRACES_SAMPLE_RATE", 0.0, minimum=0.0),
+        send_default_pii=False,
+    )

@@ -47,7 +47,7 @@ def celery_app(args: list[str]) -> Celery:
 
 def test_the_stack_has_the_documented_services():
     assert {"postgres", "redis", "migrate", "web", "worker", "beat"} <= set(SERVICES)
-    assert set(APP_SERVICES) == {"migrate", "web", "worker", "beat"}
+    assert set(APP_SERVICES) == {"migrate", "web", "worker", "beat", "metrics"}
     assert (REPO / "Dockerfile").is_file()
 
 

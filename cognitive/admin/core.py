@@ -189,11 +189,17 @@ class ProgramAdmin(ServiceTransitionAdmin):
     list_display = ["name", "status", "active_version", "owner", "created_at"]
     list_filter = ["status"]
     search_fields = ["name", "description"]
-    readonly_fields = ["active_version", "created_at", "updated_at"]
+    readonly_fields = ["active_version", "usage", "created_at", "updated_at"]
     transition_services = {
         "activate": lambda program: programs.program_activate(program=program),
         "archive": lambda program: programs.program_archive(program=program),
     }
+
+    @admin.display(description="usage (last 24 h)")
+    def usage(self, obj: Program) -> str:
+        from cognitive.admin.usage import render_program_usage
+
+        return render_program_usage(obj) if obj.pk else "—"
 
 
 @admin.register(ProgramVersion)

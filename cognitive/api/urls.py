@@ -13,6 +13,14 @@ from cognitive.api.optimization import (
     ProgramScheduleView,
 )
 from cognitive.api.retrieval import CorpusViewSet
+from cognitive.api.stats import (
+    BudgetViewSet,
+    LanguageModelStatsView,
+    ModuleStatsView,
+    ProgramStatsView,
+    UserStatsView,
+    VersionStatsView,
+)
 
 router = DefaultRouter()
 router.register("signatures", views.SignatureViewSet, basename="signature")
@@ -26,6 +34,7 @@ router.register("batches", BatchViewSet, basename="batch")
 router.register("corpora", CorpusViewSet, basename="corpus")
 router.register("datasets", DatasetViewSet, basename="dataset")
 router.register("optimization-runs", OptimizationRunViewSet, basename="optimization-run")
+router.register("budgets", BudgetViewSet, basename="budget")
 
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="api-token"),
@@ -34,5 +43,10 @@ urlpatterns = [
     path("programs/<uuid:pk>/promote/", ProgramPromoteView.as_view(), name="program-promote"),
     path("programs/<uuid:pk>/rollback/", ProgramRollbackView.as_view(), name="program-rollback"),
     path("programs/<uuid:pk>/schedule/", ProgramScheduleView.as_view(), name="program-schedule"),
+    path("programs/<uuid:pk>/stats/", ProgramStatsView.as_view(), name="program-stats"),
+    path("program-versions/<uuid:pk>/stats/", VersionStatsView.as_view(), name="program-version-stats"),
+    path("modules/<uuid:pk>/stats/", ModuleStatsView.as_view(), name="module-stats"),
+    path("lms/<uuid:pk>/stats/", LanguageModelStatsView.as_view(), name="lm-stats"),
+    path("stats/", UserStatsView.as_view(), name="user-stats"),
     path("", include(router.urls)),
 ]

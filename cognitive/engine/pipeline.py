@@ -5,6 +5,7 @@ retries, fallback or compensation. Knows nothing of the database: steps are repo
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import time
@@ -42,6 +43,8 @@ class PipelineEnv:
     retrieve: Retriever | None = None  # retrieve(corpus=, method=, query=, k=) -> list[str]
     thread_exit: Callable[[], None] = lambda: None  # run at the end of each worker thread's task
     max_workers: int = MAX_WORKERS
+    # Wraps each step's attempts, on the thread that runs them (the caller opens a span there).
+    step_scope: Callable[[StepPlan], contextlib.AbstractContextManager[Any]] = lambda step: contextlib.nullcontext()
 
 
 @dataclass
@@ -178,7 +181,7 @@ def _compensation_failure(step: StepPlan, compensation: StepRun) -> BaseExceptio
     assert inner is not None and step.compensate is not None
     prefix = f"step '{step.id}' failed and so did its compensation"
     if isinstance(inner, RateLimited):
-        return RateLimited(f"{prefix}: {inner.message}", retry_after=inner.retry_after)
+        return RateLimited(f"{prefix}: {inner.message}", retry_after=inner.retry_after, lm=inner.lm)
     if isinstance(inner, RetryableError):
         return RetryableError(f"{prefix}: {inner.message}", retry_after=inner.retry_after)
     extra = dict(getattr(inner, "extra", {}) or {})
@@ -193,6 +196,11 @@ def _compensation_failure(step: StepPlan, compensation: StepRun) -> BaseExceptio
 
 def _attempts(step: StepPlan, values: Mapping[str, Any], env: PipelineEnv) -> StepRun:
     """Run the step up to 1 + retries times; never raises (the outcome is in the StepRun)."""
+    with env.step_scope(step):
+        return _attempt_loop(step, values, env)
+
+
+def _attempt_loop(step: StepPlan, values: Mapping[str, Any], env: PipelineEnv) -> StepRun:
     trace = StepTrace()
     started = time.perf_counter()
     run = StepRun(step=step, input={}, started_at=datetime.datetime.now(datetime.UTC))
@@ -293,7 +301,7 @@ def step_failure(step: StepPlan, exc: BaseException) -> BaseException:
     what = f"step '{step.id}'"
     transient = transient_failure(exc)
     if isinstance(transient, RateLimited):
-        return RateLimited(f"{what}: {transient.message}", retry_after=transient.retry_after)
+        return RateLimited(f"{what}: {transient.message}", retry_after=transient.retry_after, lm=transient.lm)
     if transient is not None:
         return RetryableError(f"{what}: {transient.message}", retry_after=transient.retry_after)
     if isinstance(exc, ApplicationError):

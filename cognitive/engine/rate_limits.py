@@ -59,7 +59,9 @@ def acquire_call(*, lm_key: str, rpm: int | None, tpm: int | None, estimated_tok
         tokens = RateLimitItemPerMinute(tpm)
         if not limiter.test(tokens, f"tpm:{lm_key}", cost=max(1, min(estimated_tokens, tpm))):
             raise RateLimited(
-                f"token limit of {tpm}/min for LM '{lm_key}' reached", retry_after=_retry_after(tokens, f"tpm:{lm_key}")
+                f"token limit of {tpm}/min for LM '{lm_key}' reached",
+                retry_after=_retry_after(tokens, f"tpm:{lm_key}"),
+                lm=lm_key,
             )
     if rpm:
         requests = RateLimitItemPerMinute(rpm)
@@ -67,6 +69,7 @@ def acquire_call(*, lm_key: str, rpm: int | None, tpm: int | None, estimated_tok
             raise RateLimited(
                 f"request limit of {rpm}/min for LM '{lm_key}' reached",
                 retry_after=_retry_after(requests, f"rpm:{lm_key}"),
+                lm=lm_key,
             )
 
 

@@ -11,10 +11,11 @@ bookkeeping.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from dspy.utils.callback import BaseCallback
 from dspy.utils.usage_tracker import UsageTracker
 
 from cognitive.engine.errors import notes_of
+
+logger = logging.getLogger(__name__)
 
 # The dspy.context key under which the running step's StepTrace is found.
 STEP_TRACE = "dspex_step_trace"
@@ -121,6 +124,7 @@ class StepTrace(BaseCallback):
         event = {
             "type": "lm_call",
             "attempt": self.attempt,
+            "lm": lm_name(instance),
             "model": getattr(instance, "model", type(instance).__name__),
             "messages": to_json(messages),
             "response": None,
@@ -232,6 +236,44 @@ def _traces_in_scope() -> list[StepTrace]:
 @dataclass
 class LMCallOutcome:
     outputs: Any = None
+    entry: Mapping[str, Any] | None = None  # what DSPy handed to update_history (usage, cost)
+
+
+@dataclass(frozen=True)
+class LMCallRecord:
+    """One finished LM call, as LM call observers get it (metrics, spans)."""
+
+    lm: str  # the LanguageModel's name
+    model: str  # the provider model string
+    started_ns: int  # time.time_ns()
+    ended_ns: int
+    seconds: float
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    cache_hit: bool
+    response_model: str
+    error: BaseException | None
+
+
+# Called with every finished LM call; registered at startup by the application (the engine knows none).
+_LM_OBSERVERS: list[Callable[[LMCallRecord], None]] = []
+_ACTIVE_OUTCOME: ContextVar[LMCallOutcome | None] = ContextVar("dspex_active_lm_outcome", default=None)
+
+
+def add_lm_observer(observer: Callable[[LMCallRecord], None]) -> None:
+    if observer not in _LM_OBSERVERS:
+        _LM_OBSERVERS.append(observer)
+
+
+def remove_lm_observer(observer: Callable[[LMCallRecord], None]) -> None:
+    if observer in _LM_OBSERVERS:
+        _LM_OBSERVERS.remove(observer)
+
+
+def lm_name(instance: Any) -> str:
+    limits = getattr(instance, "limits", None)
+    return str(limits[0]) if limits else ""
 
 
 @contextmanager
@@ -243,9 +285,13 @@ def recording_lm_call(instance: Any, prompt: Any, messages: Any) -> Iterator[LMC
         step.lm_started(call_id, instance, prompt, messages)
     token = _ACTIVE_LM_CALL.set(call_id)
     outcome = LMCallOutcome()
+    outcome_token = _ACTIVE_OUTCOME.set(outcome)
+    started_ns, started = time.time_ns(), time.perf_counter()
+    error: BaseException | None = None
     try:
         yield outcome
     except BaseException as exc:
+        error = exc
         if isinstance(step, StepTrace):
             step.lm_finished(call_id, None, exc)
         raise
@@ -254,11 +300,51 @@ def recording_lm_call(instance: Any, prompt: Any, messages: Any) -> Iterator[LMC
             step.lm_finished(call_id, outcome.outputs)
     finally:
         _ACTIVE_LM_CALL.reset(token)
+        _ACTIVE_OUTCOME.reset(outcome_token)
+        if _LM_OBSERVERS:
+            _notify(_record(instance, outcome, started_ns, time.perf_counter() - started, error))
+
+
+def _record(
+    instance: Any, outcome: LMCallOutcome, started_ns: int, seconds: float, error: BaseException | None
+) -> LMCallRecord:
+    entry = outcome.entry or {}
+    usage = entry.get("usage") or {}
+    return LMCallRecord(
+        lm=lm_name(instance),
+        model=str(getattr(instance, "model", "")),
+        started_ns=started_ns,
+        ended_ns=started_ns + int(seconds * 1e9),
+        seconds=seconds,
+        prompt_tokens=_count(usage.get("prompt_tokens")),
+        completion_tokens=_count(usage.get("completion_tokens")),
+        cost=float(entry.get("cost") or 0.0),
+        # Cached answers carry no usage: DSPy only bills calls that reached the provider.
+        cache_hit=error is None and outcome.entry is not None and not usage,
+        response_model=str(entry.get("response_model") or ""),
+        error=error,
+    )
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _notify(record: LMCallRecord) -> None:
+    for observer in list(_LM_OBSERVERS):
+        try:
+            observer(record)
+        except Exception:
+            # Telemetry must never fail a run.
+            logger.exception("LM call observer %r failed", observer)
 
 
 def record_lm_entry(entry: Mapping[str, Any]) -> None:
     """Called by TracedLM for each finished LM call; hands it to the step that made it."""
     call_id = _ACTIVE_LM_CALL.get()
+    outcome = _ACTIVE_OUTCOME.get()
+    if outcome is not None:
+        outcome.entry = entry
     for trace in _traces_in_scope():
         trace.add_lm_entry(call_id, entry)
 
@@ -279,7 +365,24 @@ def summarize(events: Iterable[Mapping[str, Any]], usage: UsageTracker | None = 
         "cost": round(sum(float(e.get("cost") or 0.0) for e in lm_calls), 8),
         "lm_latency_ms": sum(int(e.get("latency_ms") or 0) for e in lm_calls),
         "cache_hits": sum(1 for e in lm_calls if e.get("cache_hit")),
+        "by_lm": by_lm(lm_calls),
     }
+
+
+def by_lm(lm_calls: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Calls, tokens, cost and latency per LM name: what the usage rollups count per LM."""
+    totals: dict[str, dict[str, Any]] = {}
+    for event in lm_calls:
+        row = totals.setdefault(
+            str(event.get("lm") or event.get("model") or ""),
+            {"lm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0, "latency_ms": 0},
+        )
+        row["lm_calls"] += 1
+        row["prompt_tokens"] += int(event.get("prompt_tokens") or 0)
+        row["completion_tokens"] += int(event.get("completion_tokens") or 0)
+        row["cost"] = round(row["cost"] + float(event.get("cost") or 0.0), 8)
+        row["latency_ms"] += int(event.get("latency_ms") or 0)
+    return totals
 
 
 def add_metrics(total: dict[str, Any], part: Mapping[str, Any]) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from cognitive.models.program import (
 )
 from cognitive.models.retrieval import Corpus, Document
 from cognitive.models.signature import Signature
+from cognitive.models.usage import RollupScope, SpendBudget, UsageRollup
 
 __all__ = [
     "FINAL_STATUSES",
@@ -52,7 +53,10 @@ __all__ = [
     "Program",
     "ProgramStatus",
     "ProgramVersion",
+    "RollupScope",
     "Signature",
+    "SpendBudget",
+    "UsageRollup",
     "VersionChangeKind",
     "VersionSource",
 ]

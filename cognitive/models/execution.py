@@ -64,6 +64,8 @@ class Execution(ConcurrentTransitionMixin, TimestampedModel):
     published_at = models.DateTimeField(null=True, blank=True, help_text="last time its id was sent to the queue")
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The W3C traceparent of the request that asked for the run, so its spans hang under it.
+    trace_context = models.CharField(max_length=100, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.db import transaction
 
 from cognitive.engine.tracing import RunStopped
 from cognitive.errors import ApplicationError, RetryableError
-from cognitive.models import Execution, ExecutionStatus
+from cognitive.lru import LRUCache
+from cognitive.models import Execution, ExecutionStatus, Program
 from cognitive.services.jobs import core
 from cognitive.services.jobs.kinds import JobKind
 from cognitive.services.jobs.leases import Claim, hold
 from cognitive.services.run_perform import execution_perform
+from cognitive.services.usage import record_execution_final
+from cognitive.telemetry import recorder, spans
+from cognitive.telemetry.logs import job_context
 
 logger = logging.getLogger(__name__)
 
@@ -33,14 +39,37 @@ class ExecutionJobs(JobKind):
     priority_field = "priority"
     claimed_fields = (
         "id", "owner", "program", "version", "module", "batch", "input", "context", "status", "priority",
-        "attempt", "max_attempts", "attempts", "worker_id", "started_at", "lease_expires_at",
+        "attempt", "max_attempts", "attempts", "worker_id", "started_at", "lease_expires_at", "trace_context",
     )
 
     def lease_seconds(self) -> float:
         return settings.DSPEX_EXECUTION_LEASE_SECONDS
 
+    def finishing(self) -> Any:
+        # The final state and the usage rollups it adds to commit together.
+        return transaction.atomic()
+
+    def finished(self, job: Any, status: str, values: Mapping[str, Any]) -> None:
+        record_execution_final(job, status, values)
+        duration_ms = values.get("duration_ms")
+        program_id = job.program_id
+        transaction.on_commit(lambda: recorder.execution_finished(
+            program=program_name(program_id) if program_id else None, status=status, duration_ms=duration_ms,
+        ))
+
 
 EXECUTIONS = ExecutionJobs()
+_program_names: LRUCache[str] = LRUCache(1024)
+
+
+def program_name(program_id: Any) -> str | None:
+    """For metric labels; a rename shows from the next process."""
+    name = _program_names.get(program_id)
+    if name is None:
+        name = Program.objects.filter(pk=program_id).values_list("name", flat=True).first()
+        if name is not None:
+            _program_names.put(program_id, name)
+    return name
 
 
 def executions_process(*, execution_ids: list[Any], worker_id: str | None = None) -> list[str]:
@@ -69,10 +98,13 @@ def execution_process(
     started = time.monotonic()
     subject = f"program {execution.program_id}" if execution.program_id else f"module {execution.module_id}"
     outcome = "interrupted"
-    try:
-        outcome = _perform(execution, loaded, deadline)
-    finally:
-        core.log_outcome(EXECUTIONS, execution, outcome, started=started, subject=subject)
+    with job_context(
+        execution_id=execution.pk, program=execution.program_id or "", attempt=execution.attempt
+    ), spans.execution_span(execution):
+        try:
+            outcome = _perform(execution, loaded, deadline)
+        finally:
+            core.log_outcome(EXECUTIONS, execution, outcome, started=started, subject=subject)
     return outcome
 
 

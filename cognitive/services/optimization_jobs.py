@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -64,6 +65,8 @@ from cognitive.services.jobs.leases import hold
 from cognitive.services.pipelines import language_model_of, pipeline_compile, pipeline_modules
 from cognitive.services.retrieval import corpus_retriever
 from cognitive.services.versions import switch_active_version
+from cognitive.telemetry import recorder
+from cognitive.telemetry.logs import job_context
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +116,12 @@ class OptimizationRunJobs(JobKind):
 
     def after_final(self, job: Any) -> None:
         program_done_optimizing(job.program_id)
+
+    def finished(self, job: Any, status: str, values: Mapping[str, Any]) -> None:
+        trials = len(values.get("trials") or ())
+        transaction.on_commit(
+            lambda: recorder.optimization_finished(optimizer=job.optimizer_type, status=status, trials=trials)
+        )
 
 
 OPTIMIZATION_RUNS = OptimizationRunJobs()
@@ -176,12 +185,14 @@ def optimization_execute(*, run_id: Any, worker_id: str | None = None) -> str:
     if run is None:
         return "not-claimed"
     started, outcome = time.monotonic(), "interrupted"
-    try:
-        outcome = _optimize(run)
-    finally:
-        core.log_outcome(
-            OPTIMIZATION_RUNS, run, outcome, started=started, subject=f"program {run.program_id} ({run.optimizer_type})"
-        )
+    with job_context(optimization_run_id=run.pk, program=run.program_id, attempt=run.attempt):
+        try:
+            outcome = _optimize(run)
+        finally:
+            core.log_outcome(
+                OPTIMIZATION_RUNS, run, outcome, started=started,
+                subject=f"program {run.program_id} ({run.optimizer_type})",
+            )
     return outcome
 
 

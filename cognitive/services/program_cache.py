@@ -28,9 +28,9 @@ from cognitive.services.lms import lm_default
 from cognitive.services.pipelines import module_rows, pipeline_compile, prepare_step_module
 
 # (program id, program updated_at) → the module names its pipeline refers to.
-_module_names: LRUCache[frozenset[str]] = LRUCache(512)
-_plans: LRUCache[PipelinePlan] = LRUCache(512)
-_prepared: LRUCache[Mapping[str, PreparedModule]] = LRUCache(128)
+_module_names: LRUCache[frozenset[str]] = LRUCache(512, name="module_names")
+_plans: LRUCache[PipelinePlan] = LRUCache(512, name="plans")
+_prepared: LRUCache[Mapping[str, PreparedModule]] = LRUCache(128, name="prepared_modules")
 
 
 @dataclass(frozen=True)

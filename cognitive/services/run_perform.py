@@ -25,6 +25,7 @@ from cognitive.services.pipelines import module_signature, prepare_module_row
 from cognitive.services.program_cache import CompiledPlan, compiled_plan, prepared_modules
 from cognitive.services.retrieval import corpus_retriever
 from cognitive.services.row_updates import insert_row
+from cognitive.telemetry import recorder, spans
 
 
 @dataclass
@@ -78,6 +79,7 @@ def _perform_program(
         retrieve=corpus_retriever(program.owner_id),
         # Worker threads open their own database connections (retrieval reads documents).
         thread_exit=connections.close_all,
+        step_scope=spans.step_scope_factory(),
     )
     try:
         result = run_pipeline(compiled.plan, program_input, env)
@@ -141,6 +143,11 @@ class _ChildWriter:
             finished_at=run.started_at + timedelta(milliseconds=run.duration_ms),
         )
         insert_row(child)
+        if child.module is not None:
+            recorder.module_executed(
+                module=child.module.name, module_type=child.module.type, status=child.status,
+                duration_ms=run.duration_ms,
+            )
         self.runs.append(run)
         self.summaries.append({**run.summary(), "execution": str(child.pk)})
 
@@ -162,6 +169,9 @@ def _perform_module(
     options = {k: v for k, v in context.items() if k != "lm"}
     prepared = prepare_module_row(module, config={**module.config, **options}, lm=lm)
     run = run_module_once(prepared, inputs, step_id=module.name, module_name=module.name, should_stop=should_stop)
+    recorder.module_executed(
+        module=module.name, module_type=module.type, status=run.status, duration_ms=run.duration_ms
+    )
     if run.failure is not None:
         raise run.failure
     return run.output, run.trace, run.metrics

@@ -23,12 +23,14 @@ from cognitive.engine.values import check_record
 from cognitive.errors import Conflict, InvalidInput
 from cognitive.models import Batch, Execution, Module, ModuleState, Program
 from cognitive.policies import RUNNABLE_PROGRAM_STATUSES
+from cognitive.services.budgets import check_run_budget
 from cognitive.services.common import require_json_object
 from cognitive.services.execution_jobs import EXECUTIONS, execution_run_inline
 from cognitive.services.jobs.publishing import publish_on_commit
 from cognitive.services.lm_access import check_call_lm
 from cognitive.services.pipelines import module_signature
 from cognitive.services.program_cache import compiled_plan
+from cognitive.telemetry.spans import current_traceparent
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class RunRequest:
             context=self.context,
             priority=self.priority,
             max_attempts=settings.DSPEX_MAX_ATTEMPTS,
+            trace_context=current_traceparent(),
             **values,
         )
 
@@ -116,6 +119,7 @@ def program_run_request(
     plan = program_check_runnable(program)
     require_json_object(input, "input")
     check_program_input(plan, input)
+    check_run_budget(owner=owner, program=program)
     return RunRequest(
         owner=owner, program=program, input=input, priority=check_priority(priority),
         idempotency_key=idempotency_key[:200],
@@ -131,6 +135,7 @@ def module_run_request(*, module: Module, owner: AbstractBaseUser, input: Any, c
         )
     context = check_execute_context(context, module)
     check_record(input, module_signature(module).inputs, what="input")
+    check_run_budget(owner=owner)
     return RunRequest(owner=owner, module=module, input=input, context=context)
 
 
@@ -152,6 +157,7 @@ def batch_run_request(*, program: Program, owner: AbstractBaseUser, inputs: Any,
             found = exc.extra.get("field")
             path = f"inputs[{index}].{found}" if found else f"inputs[{index}]"
             raise InvalidInput(f"inputs[{index}]: {exc.message}", {**exc.extra, "path": path}) from None
+    check_run_budget(owner=owner, program=program)
     return BatchRunRequest(program=program, owner=owner, inputs=inputs, priority=priority)
 
 

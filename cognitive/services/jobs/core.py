@@ -27,6 +27,7 @@ from cognitive.errors import ApplicationError, Conflict, RateLimited, RetryableE
 from cognitive.services.jobs.kinds import JobKind
 from cognitive.services.jobs.publishing import publish
 from cognitive.services.row_updates import Add, DueBy, update_returning, update_where
+from cognitive.telemetry.recorder import count_attempt
 
 logger = logging.getLogger("dspex.jobs")
 
@@ -97,6 +98,8 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
     payload: dict[str, Any] = {"type": type(exc).__name__, "message": getattr(exc, "message", None) or str(exc)}
     if isinstance(exc, ApplicationError) and exc.extra:
         payload["extra"] = exc.extra
+    if getattr(exc, "lm", ""):
+        payload["lm"] = exc.lm
     return payload
 
 
@@ -111,10 +114,16 @@ def backoff_seconds(attempt: int, retry_after: float | None = None) -> float:
 
 def complete(kind: JobKind, job: Any, *, status: str, outcome: str = "completed", **values: Any) -> bool:
     """Finish the claimed attempt successfully; False when the claim was already gone."""
-    return update_claimed(
-        kind, job, status=status, error=None, attempts=attempts_with(job, outcome), finished_at=timezone.now(),
-        lease_expires_at=None, **values,
-    )
+    with kind.finishing():
+        changed = update_claimed(
+            kind, job, status=status, error=None, attempts=attempts_with(job, outcome), finished_at=timezone.now(),
+            lease_expires_at=None, **values,
+        )
+        if changed:
+            kind.finished(job, status, values)
+    if changed:
+        count_attempt(kind.label, "completed")
+    return changed
 
 
 def fail(kind: JobKind, job: Any, error: dict[str, Any], *, outcome: str = "failed", **values: Any) -> bool:
@@ -126,6 +135,9 @@ def fail(kind: JobKind, job: Any, error: dict[str, Any], *, outcome: str = "fail
         )
         if changed:
             kind.after_final(job)
+            kind.finished(job, kind.failed, values)
+    if changed:
+        count_attempt(kind.label, "failed")
     return changed
 
 
@@ -142,6 +154,7 @@ def requeue(
     )
     if changed:
         publish(kind, job.pk, priority=kind.priority_of(job), countdown=delay)
+        count_attempt(kind.label, outcome, lm=error.get("lm"))
     return changed
 
 
@@ -195,6 +208,9 @@ def cancel(kind: JobKind, job_id: Any, *, reason: str = "cancelled", **values: A
             # It moved on meanwhile (claimed, finished or retried): decide again on its new state.
             return cancel(kind, job_id, reason=reason, **values)
         kind.after_final(current)
+        kind.finished(current, kind.cancelled, values)
+    if current.status == kind.running:
+        count_attempt(kind.label, "cancelled")
     return kind.model.objects.get(pk=job_id)
 
 

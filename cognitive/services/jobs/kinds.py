@@ -50,6 +50,12 @@ class JobKind:
     def after_final(self, job: Any) -> None:
         """Runs inside `finishing()` after the row became failed or cancelled (not after completion)."""
 
+    def finished(self, job: Any, status: str, values: Mapping[str, Any]) -> None:
+        """Runs inside `finishing()` after any final state (completed, failed, cancelled): rollups, metrics.
+
+        `values` are the columns the final update wrote (a completion's output, metrics, duration).
+        """
+
     def priority_of(self, job: Any) -> int | None:
         return getattr(job, self.priority_field) if self.priority_field else None
 

@@ -13,6 +13,7 @@ from cognitive.services.jobs.core import attempts_with
 from cognitive.services.jobs.kinds import JobKind
 from cognitive.services.jobs.publishing import publish
 from cognitive.services.row_updates import update_where
+from cognitive.telemetry.recorder import count_attempt
 
 WORKER_LOST = {"type": "WorkerLost", "message": "the worker stopped heartbeating (lease expired)"}
 
@@ -53,6 +54,7 @@ def reap(kind: JobKind, *, limit: int = 500) -> int:
                 })
                 if changed:
                     kind.after_final(job)
+                    kind.finished(job, kind.failed, {})
             else:
                 changed = update_where(kind.model, where=where, values={
                     "status": kind.pending, "run_after": None, "lease_expires_at": None, "worker_id": "",
@@ -60,7 +62,9 @@ def reap(kind: JobKind, *, limit: int = 500) -> int:
                     **kind.note_values(job, f"worker lost during attempt {job.attempt}; queued again"),
                 })
                 if changed:
-                    # After the commit (now, where there is no transaction), so the row is claimable.
+                    # After the commit of `finishing()`, so the row is claimable when the message arrives.
                     transaction.on_commit(lambda job=job: publish(kind, job.pk, priority=kind.priority_of(job)))
+        if changed:
+            count_attempt(kind.label, "worker-lost")
         reaped += changed
     return reaped
