@@ -18,9 +18,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from cognitive.errors import InvalidInput
 from cognitive.models import Dataset, Example, Execution, ExecutionStatus, Program
 from cognitive.services.datasets import dataset_create
-from cognitive.services.modules import module_create
-from cognitive.services.programs import program_activate, program_create
-from cognitive.services.signatures import signature_create
+from cognitive.services.programs import program_create
 from tests.factories import ExecutionFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
@@ -28,13 +26,6 @@ pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 NUL = "a\u0000b"
 
 
-@pytest.fixture
-def program(user):
-    signature = signature_create(owner=user, name="qa", spec="question: str -> answer: str")
-    module_create(owner=user, name="qa", type="predict", signature=signature)
-    return program_activate(
-        program=program_create(owner=user, name="p", pipeline={"steps": [{"id": "qa", "module": "qa"}]})
-    )
 
 
 def nested(depth: int) -> object:

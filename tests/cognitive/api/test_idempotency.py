@@ -17,13 +17,6 @@ pytest_plugins = ["tests.fixtures_local_lm"]
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_broker")]
 
 
-@pytest.fixture
-def program(user):
-    signature = signature_create(owner=user, name="qa", spec="question: str -> answer: str")
-    module_create(owner=user, name="qa", type="predict", signature=signature)
-    return program_activate(
-        program=program_create(owner=user, name="p", pipeline={"steps": [{"id": "qa", "module": "qa"}]})
-    )
 
 
 def run(api, program, body, key=None):

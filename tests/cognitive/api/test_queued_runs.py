@@ -11,20 +11,13 @@ from django.test.utils import CaptureQueriesContext
 
 from cognitive.models import Execution, ExecutionStatus, Program
 from cognitive.services.modules import module_create
-from cognitive.services.programs import program_activate, program_create
+from cognitive.services.programs import program_create
 from cognitive.services.signatures import signature_create
 from cognitive.services.versions import program_version_snapshot
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("no_broker")]
 
 
-@pytest.fixture
-def program(user):
-    signature = signature_create(owner=user, name="qa", spec="question: str -> answer: str")
-    module_create(owner=user, name="qa", type="predict", signature=signature)
-    return program_activate(
-        program=program_create(owner=user, name="p", pipeline={"steps": [{"id": "qa", "module": "qa"}]})
-    )
 
 
 def run(api, program, body, **headers):
