@@ -1,5 +1,5 @@
 """Imported by Celery's autodiscovery: registers every task module."""
 
-from workers import executions, heartbeat, maintenance, optimization
+from workers import executions, maintenance, optimization, prometheus
 
-__all__ = ["executions", "heartbeat", "maintenance", "optimization"]
+__all__ = ["executions", "maintenance", "optimization", "prometheus"]

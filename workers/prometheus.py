@@ -1,4 +1,4 @@
-"""Prometheus multiprocess bookkeeping for worker processes (the heartbeats are cognitive/heartbeats.py's)."""
+"""Prometheus multiprocess bookkeeping for worker processes (their heartbeats are cognitive/heartbeats.py's)."""
 
 from __future__ import annotations
 
